@@ -1,0 +1,31 @@
+"""Every destination type, listed once. Adding a destination = one module + one line here."""
+
+from __future__ import annotations
+
+from typing import Union
+
+from collector.destinations.base import Destination
+
+# One line per destination type: "<type>": "<module>.<Class>" (imported lazily, so that an unused
+# destination's vendor library is never loaded).
+_REGISTRY: dict[str, str] = {
+    "segment": "collector.destinations.segment.SegmentDestination",
+    "webhook": "collector.destinations.webhook.WebhookDestination",
+    "file": "collector.destinations.file.FileDestination",
+}
+
+
+def destination_class(type_name: str) -> type[Destination]:
+    import importlib
+
+    module_name, _, class_name = _REGISTRY[type_name].rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def destination_types() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def config_union() -> object:
+    """The tagged union of every destination config; msgspec dispatches on ``type:``."""
+    return Union[tuple(destination_class(t).Config for t in destination_types())]  # noqa: UP007
