@@ -6,8 +6,8 @@ from typing import Union
 
 from collector.destinations.base import Destination
 
-# One line per destination type: "<type>": "<module>.<Class>" (imported lazily, so that an unused
-# destination's vendor library is never loaded).
+# One line per destination type: "<type>": "<module>.<Class>". A destination that needs a vendor
+# client library imports it in ``start()``, so that the library is loaded only when configured.
 _REGISTRY: dict[str, str] = {
     "segment": "collector.destinations.segment.SegmentDestination",
     "webhook": "collector.destinations.webhook.WebhookDestination",
