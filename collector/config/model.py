@@ -29,7 +29,7 @@ class LimitsConfig(_Section):
 
 
 class CorsConfig(_Section):
-    allowed_origins: list[str] = ["*"]
+    allowed_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])
 
 
 class ServerConfig(_Section):
@@ -41,6 +41,8 @@ class ServerConfig(_Section):
     trusted_proxies: list[str] = []
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     cors: CorsConfig = msgspec.field(default_factory=CorsConfig)
+    # A client that has not sent its whole body within this time gets 408 (slow or stuck clients).
+    request_timeout: Duration = Duration(30)
     # How long SIGTERM waits for in-flight requests and deliveries before closing.
     shutdown_timeout: Duration = Duration(10)
 
@@ -58,6 +60,8 @@ class StorageConfig(_Section):
     min_free_bytes: ByteSize = ByteSize(256 * 1024 * 1024)
     # Events with a messageId already seen from the same source within this window are dropped.
     dedup_window: Duration = Duration(86400)
+    # Dead letters (events a destination gave up on) are kept this long for inspection and replay.
+    dead_letter_retention: Duration = Duration(30 * 86400)
 
 
 class SourceConfig(_Section):

@@ -54,6 +54,10 @@ class DestinationConfig(msgspec.Struct, tag_field="type", forbid_unknown_fields=
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
 
 
+class RoutingContext(msgspec.Struct):
+    consent: Any = None
+
+
 class RoutingFields(msgspec.Struct):
     """The few fields delivery needs from a stored event; msgspec skips everything else."""
 
@@ -61,7 +65,7 @@ class RoutingFields(msgspec.Struct):
     userId: Any = None
     anonymousId: Any = None
     integrations: Any = None
-    context: Any = None
+    context: RoutingContext | None = None
 
 
 @dataclass(slots=True)

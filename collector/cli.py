@@ -1,0 +1,85 @@
+"""The `collector` command: run, check, version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from collector import __version__
+
+log = logging.getLogger("collector")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="collector", description="A Segment-compatible event collector.")
+    parser.add_argument("--version", action="version", version=f"collector {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the collector")
+    run.add_argument("--config", "-c", help="YAML config file (default: the embedded defaults)")
+    check = commands.add_parser("check", help="validate a config file and exit (1 on any error)")
+    check.add_argument("--config", "-c", required=True, help="YAML config file")
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(args.config)
+    return _run(args.config)
+
+
+def _load(path: str | None):
+    from collector.config.loader import load_config, load_default_config
+
+    return load_config(path) if path else load_default_config()
+
+
+def _check(path: str) -> int:
+    from collector.config.loader import ConfigError
+
+    try:
+        config = _load(path)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"{path}: OK ({len(config.sources)} sources, {len(config.destinations)} destinations)")
+    return 0
+
+
+def _run(path: str | None) -> int:
+    from collector import logs
+    from collector.config.loader import ConfigError
+
+    try:
+        config = _load(path)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    logs.configure(config.logging.level, config.logging.format)
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional on platforms without it
+        return asyncio.run(_serve(config))
+    return uvloop.run(_serve(config))
+
+
+async def _serve(config) -> int:
+    from collector import systemd
+    from collector.app import Collector
+
+    collector = Collector(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await collector.start()
+    except Exception:
+        log.exception("the collector could not start")
+        await collector.stop()
+        return 1
+    systemd.notify("READY=1")
+    await stop.wait()
+    log.info("stopping: no new requests; finishing those under way")
+    systemd.notify("STOPPING=1")
+    await collector.stop()
+    return 0

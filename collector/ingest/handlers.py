@@ -1,0 +1,212 @@
+"""The tracking API: every route real Segment clients call, answered the way they expect."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Awaitable, Callable
+
+import msgspec
+from aiohttp import web
+
+from collector.config.model import Config
+from collector.ingest.auth import resolve_source
+from collector.ingest.body import decode_json, read_body
+from collector.ingest.client_ip import ClientAddress
+from collector.ingest.errors import EventError, IngestError
+from collector.ingest.normalize import CALL_TYPES, normalize, parse_time, request_facts
+from collector.log.errors import StorageUnavailable
+from collector.log.event_log import EventLog
+from collector.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+SHORT_FORMS = {name[0]: name for name in CALL_TYPES}  # /v1/t -> track, the browser's short routes
+BATCH_ROUTES = ("batch", "b", "import")
+ALLOWED_HEADERS = "Content-Type, Authorization, X-Retry-Count, Content-Encoding"
+_OK = b'{"success":true}'
+# At most this many rejected events are described back to the client; the rest are counted.
+_REPORTED_REJECTIONS = 10
+
+# Called after a successful collection request with the request's anonymousId, e.g. to refresh a
+# first-party identity cookie.
+ResponseHook = Callable[[web.Request, web.Response, "str | None"], None]
+
+
+class TrackingAPI:
+    def __init__(self, config: Config, event_log: EventLog, metrics: Metrics) -> None:
+        self.config = config
+        self.log = event_log
+        self.metrics = metrics
+        self.limits = config.server.limits
+        self.sources_by_key = {s.write_key: (name, s) for name, s in config.sources.items()}
+        self.client_address = ClientAddress(config.server.trusted_proxies)
+        origins = config.server.cors.allowed_origins
+        self._any_origin = "*" in origins
+        self._origins = frozenset(origins)
+        self.response_hooks: list[ResponseHook] = []
+
+    def add_routes(self, app: web.Application) -> None:
+        for name in CALL_TYPES:
+            self._route(app, f"/v1/{name}", self._single(name))
+            self._route(app, f"/v1/{name[0]}", self._single(name))
+        for name in BATCH_ROUTES:
+            self._route(app, f"/v1/{name}", self._batch)
+        self._route(app, "/v1/m", self._telemetry)
+
+    def _route(self, app: web.Application, path: str, handler: Callable[[web.Request], Awaitable[web.Response]]) -> None:
+        route = path.rsplit("/", 1)[1]
+
+        async def answer(request: web.Request) -> web.Response:
+            started = time.perf_counter()
+            try:
+                response = await handler(request)
+            except IngestError as error:
+                response = web.Response(status=error.status, body=error.body(), content_type="application/json")
+                if error.retry_after is not None:
+                    response.headers["Retry-After"] = str(error.retry_after)
+                if error.status >= 500:
+                    log.warning("%s %s: %s", request.method, path, error.message)
+            self._cors(request, response)
+            self.metrics.requests.labels(route, str(response.status)).inc()
+            self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+            return response
+
+        app.router.add_post(path, answer)
+        app.router.add_route("OPTIONS", path, self._preflight)
+
+    # -- CORS --------------------------------------------------------------------------------------
+
+    def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin and (self._any_origin or origin in self._origins):
+            # Echo the origin (not "*") so that requests with credentials, which the first-party
+            # cookie needs, are allowed too.
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Vary"] = "Origin"
+
+    async def _preflight(self, request: web.Request) -> web.Response:
+        response = web.Response(status=204)
+        self._cors(request, response)
+        response.headers["Access-Control-Allow-Methods"] = "POST, GET, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = (
+            request.headers.get("Access-Control-Request-Headers") or ALLOWED_HEADERS
+        )
+        response.headers["Access-Control-Max-Age"] = "86400"
+        return response
+
+    # -- collection ----------------------------------------------------------------------------------
+
+    def _single(self, call_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            payload = await self._payload(request)
+            source = resolve_source(request.headers.get("Authorization"), payload.get("writeKey"), self.sources_by_key)
+            facts = request_facts(self._ip(request))
+            try:
+                stored = [normalize(payload, call_type, facts, self.limits.max_event_bytes)]
+            except EventError as error:
+                self.metrics.events_rejected.labels(source, error.code).inc()
+                raise IngestError(400, error.code, error.message) from None
+            return await self._commit(request, source, stored, facts.received_ms, [], payload.get("anonymousId"))
+
+        return handle
+
+    async def _batch(self, request: web.Request) -> web.Response:
+        payload = await self._payload(request)
+        source = resolve_source(request.headers.get("Authorization"), payload.get("writeKey"), self.sources_by_key)
+        items = payload.get("batch")
+        if not isinstance(items, list):
+            raise IngestError(400, "invalid_batch", "batch must be an array of events")
+        if len(items) > self.limits.max_batch_events:
+            raise IngestError(
+                400, "batch_too_large", f"a batch holds at most {self.limits.max_batch_events} events, got {len(items)}"
+            )
+        if not items:
+            return web.Response(body=_OK, content_type="application/json")
+        facts = request_facts(self._ip(request))
+        for key in ("context", "integrations"):
+            value = payload.get(key)
+            if value is not None and not isinstance(value, dict):
+                raise IngestError(400, "invalid_field", f"the batch's {key} must be an object")
+        facts.batch_context = payload.get("context")
+        facts.batch_integrations = payload.get("integrations")
+        sent_at = payload.get("sentAt")
+        if sent_at is not None:
+            try:
+                facts.batch_sent_at_parsed = parse_time(sent_at, "sentAt")
+            except EventError as error:
+                raise IngestError(400, error.code, error.message) from None
+            facts.batch_sent_at = sent_at
+        stored: list[tuple[str, bytes]] = []
+        rejected: list[dict] = []
+        reasons: Counter[str] = Counter()
+        max_bytes = self.limits.max_event_bytes
+        for index, item in enumerate(items):
+            try:
+                stored.append(normalize(item, None, facts, max_bytes))
+            except EventError as error:
+                reasons[error.code] += 1
+                if len(rejected) < _REPORTED_REJECTIONS:
+                    rejected.append({"index": index, "code": error.code, "message": error.message})
+        for code, count in reasons.items():
+            self.metrics.events_rejected.labels(source, code).inc(count)
+        if rejected:
+            log.info(
+                "source %s: %d of %d events rejected (%s)", source, len(items) - len(stored), len(items),
+                ", ".join(f"{code}: {n}" for code, n in reasons.items()), extra={"source": source},
+            )
+        if not stored:
+            first = rejected[0]
+            raise IngestError(400, first["code"], f"no valid event in the batch; event {first['index']}: {first['message']}")
+        return await self._commit(request, source, stored, facts.received_ms, rejected, _last_anonymous_id(items))
+
+    async def _telemetry(self, request: web.Request) -> web.Response:
+        # The browser library's own metrics; accepted so that it never retries, not stored.
+        await read_body(request, self.limits.max_request_bytes, self.config.server.request_timeout)
+        return web.Response(body=_OK, content_type="application/json")
+
+    # -- shared steps ----------------------------------------------------------------------------------
+
+    async def _payload(self, request: web.Request) -> dict:
+        if not self.log.capacity.accepting:
+            raise _unavailable(self.log.capacity.reason)
+        body = await read_body(request, self.limits.max_request_bytes, self.config.server.request_timeout)
+        payload = decode_json(body)
+        if not isinstance(payload, dict):
+            raise IngestError(400, "invalid_body", "the body must be a JSON object")
+        return payload
+
+    def _ip(self, request: web.Request) -> str | None:
+        return self.client_address.resolve(request.remote, request.headers.get("X-Forwarded-For"))
+
+    async def _commit(
+        self, request: web.Request, source: str, stored: list[tuple[str, bytes]], received_ms: int,
+        rejected: list[dict], anonymous_id: object,
+    ) -> web.Response:
+        self.metrics.events_received.labels(source).inc(len(stored))
+        try:
+            await self.log.append(source, [(source, message_id, received_ms, body) for message_id, body in stored])
+        except StorageUnavailable as error:
+            raise _unavailable(error.reason) from None
+        if rejected:
+            response = web.Response(
+                body=msgspec.json.encode({"success": True, "rejected": rejected}), content_type="application/json"
+            )
+        else:
+            response = web.Response(body=_OK, content_type="application/json")
+        for hook in self.response_hooks:
+            hook(request, response, anonymous_id if isinstance(anonymous_id, str) else None)
+        return response
+
+
+def _last_anonymous_id(items: list) -> object:
+    for item in reversed(items):
+        if isinstance(item, dict) and item.get("anonymousId"):
+            return item["anonymousId"]
+    return None
+
+
+def _unavailable(reason: str) -> IngestError:
+    return IngestError(503, "storage_unavailable", f"events cannot be stored right now: {reason}", retry_after=5)

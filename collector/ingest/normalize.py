@@ -1,0 +1,172 @@
+"""One event: validated as Segment validates it, then enriched with the server's fields.
+
+Events stay open dicts (clients send fields we do not know and destinations may want them); only
+the fields Segment defines are checked. What is added: `receivedAt`, `originalTimestamp` (what the
+client sent as `timestamp`), a clock-corrected `timestamp`, a `messageId` when absent and
+`context.ip`; the batch's `context`/`integrations` are merged in and `writeKey` is removed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import msgspec
+
+from collector.ingest.errors import EventError
+
+CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+MAX_MESSAGE_ID = 100
+_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+# The size limit applies to the event as the client sent it; what we add (receivedAt, timestamps,
+# messageId, ip) is at most this many bytes, so it is allowed on top rather than re-encoding twice.
+_ENRICHMENT_ALLOWANCE = 512
+
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    """What the server knows about the request the events came in."""
+
+    received: datetime
+    received_iso: str
+    received_ms: int
+    ip: str | None
+    batch_context: dict | None = None
+    batch_integrations: dict | None = None
+    batch_sent_at: str | None = None
+    batch_sent_at_parsed: datetime | None = None
+
+
+def request_facts(ip: str | None) -> RequestFacts:
+    now = datetime.now(timezone.utc)
+    return RequestFacts(now, iso(now), int(now.timestamp() * 1000), ip)
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds, as Segment writes it: 2024-05-01T12:00:00.123Z."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: object, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise EventError("invalid_timestamp", f"{field} must be an ISO-8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventError("invalid_timestamp", f"{field} is not an ISO-8601 date: {value[:64]!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _identifier(event: dict, field: str) -> str | None:
+    value = event.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = event[field] = str(value)  # Segment's SDKs and API take numeric ids as strings
+        return value
+    raise EventError("invalid_field", f"{field} must be a string")
+
+
+def _required(event: dict, field: str, call_type: str) -> None:
+    if _identifier(event, field) is None:
+        raise EventError(f"missing_{field}", f"{call_type} needs {field}")
+
+
+def validate(event: dict, call_type: str) -> None:
+    """Segment's per-call rules."""
+    if _identifier(event, "userId") is None and _identifier(event, "anonymousId") is None:
+        raise EventError("missing_identity", "userId or anonymousId is required")
+    if call_type == "track":
+        name = event.get("event")
+        if not isinstance(name, str) or not name.strip():
+            raise EventError("missing_event", "track needs event, a non-empty string")
+    elif call_type == "group":
+        _required(event, "groupId", call_type)
+    elif call_type == "alias":
+        _required(event, "previousId", call_type)
+        _required(event, "userId", call_type)
+    elif call_type in ("page", "screen"):
+        for field in ("name", "category"):
+            value = event.get(field)
+            if value is not None and not isinstance(value, str):
+                raise EventError("invalid_field", f"{field} must be a string")
+    for field in _OBJECT_FIELDS:
+        if field in event:
+            value = event[field]
+            if value is None:
+                del event[field]
+            elif not isinstance(value, dict):
+                raise EventError("invalid_field", f"{field} must be an object")
+
+
+def normalize(item: object, call_type: str | None, facts: RequestFacts, max_bytes: int) -> tuple[str, bytes]:
+    """Validate and enrich one event; returns (messageId, stored JSON). Raises EventError."""
+    if not isinstance(item, dict):
+        raise EventError("invalid_event", "an event must be a JSON object")
+    event = item
+    if call_type is None:
+        call_type = event.get("type")
+        if call_type not in CALL_TYPES:
+            raise EventError(
+                "invalid_type", f"type must be one of {', '.join(sorted(CALL_TYPES))}, got {str(call_type)[:32]!r}"
+            )
+    else:
+        event["type"] = call_type
+    event.pop("writeKey", None)
+    validate(event, call_type)
+
+    if facts.batch_context is not None:
+        event["context"] = {**facts.batch_context, **event.get("context", {})}
+    if facts.batch_integrations is not None:
+        event["integrations"] = {**facts.batch_integrations, **event.get("integrations", {})}
+
+    message_id = event.get("messageId")
+    if message_id is None or message_id == "":
+        message_id = event["messageId"] = f"api-{uuid.uuid4()}"
+    elif isinstance(message_id, (int, float)) and not isinstance(message_id, bool):
+        message_id = event["messageId"] = str(message_id)
+    elif not isinstance(message_id, str):
+        raise EventError("invalid_field", "messageId must be a string")
+    if len(message_id) > MAX_MESSAGE_ID:
+        raise EventError("invalid_field", f"messageId is longer than {MAX_MESSAGE_ID} characters")
+
+    _fix_clock(event, facts)
+
+    if facts.ip is not None:
+        context = event.get("context")
+        if context is None:
+            event["context"] = {"ip": facts.ip}
+        elif "ip" not in context:
+            context["ip"] = facts.ip
+
+    try:
+        body = _encoder.encode(event)
+    except UnicodeEncodeError:
+        raise EventError("invalid_utf8", "the event holds text that is not valid Unicode") from None
+    if len(body) > max_bytes + _ENRICHMENT_ALLOWANCE:
+        raise EventError("event_too_large", f"the event is larger than {max_bytes} bytes")
+    return message_id, body
+
+
+def _fix_clock(event: dict, facts: RequestFacts) -> None:
+    """timestamp = receivedAt - (sentAt - originalTimestamp): the client's clock may be wrong, but
+    the time between its event and its send is right."""
+    sent_at = event.get("sentAt")
+    if sent_at is None and facts.batch_sent_at is not None:
+        sent_at = event["sentAt"] = facts.batch_sent_at
+        sent = facts.batch_sent_at_parsed
+    else:
+        sent = parse_time(sent_at, "sentAt") if sent_at is not None else None
+    timestamp = event.get("timestamp")
+    if timestamp is None:
+        event["timestamp"] = facts.received_iso
+    else:
+        original = parse_time(timestamp, "timestamp")
+        event["originalTimestamp"] = timestamp
+        event["timestamp"] = iso(facts.received - (sent - original)) if sent is not None else iso(original)
+    event["receivedAt"] = facts.received_iso
