@@ -65,7 +65,7 @@ class StorageConfig(_Section):
 
 
 class SourceConfig(_Section):
-    write_key: str
+    write_key: Annotated[str, msgspec.Meta(min_length=1)]
     enabled: bool = True
 
 

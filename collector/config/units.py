@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION_UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SIZE_UNITS = {
     "": 1, "b": 1,
     "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
@@ -14,7 +14,8 @@ _NUMBER_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
 class Duration(float):
-    """Seconds. Written in the config as a number of seconds or as "250ms", "30s", "5m", "4h", "7d"."""
+    """Seconds. Written in the config as a number of seconds ("30" too, as an env var gives it)
+    or as "250ms", "30s", "5m", "4h", "7d"."""
 
     @classmethod
     def parse(cls, value: object) -> Duration:

@@ -33,7 +33,9 @@ class RetryConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class DestinationConfig(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
-    """Settings every destination has; each destination subclasses this with ``tag="<type>"``."""
+    """Settings every destination has; each destination subclasses this with
+    ``tag="<type>", kw_only=True`` (msgspec does not inherit kw_only, and without it a required
+    vendor field could not follow these optional ones)."""
 
     enabled: bool = True
     # The key this destination answers to in an event's ``integrations`` object

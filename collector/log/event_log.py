@@ -1,6 +1,7 @@
 """The durable log: what ingestion appends to and what every dispatcher reads from.
 
-Three connections to one WAL-mode SQLite file: the writer (group commit, every write), the reader
+Three connections to one WAL-mode SQLite file: the writer (group commit, every write, on its own
+thread), the reader
 (dispatchers' range scans; WAL readers never block the writer) and the maintenance connection
 (checkpoints and size queries, so that a checkpoint never sits inside a commit).
 """
@@ -31,7 +32,6 @@ class EventLog:
         self.config = config
         self.capacity = CapacityGuard(config.path, config.max_bytes, config.min_free_bytes)
         self._on_commit_hook = on_commit
-        self._writer_conn: aiosqlite.Connection | None = None
         self._reader_conn: aiosqlite.Connection | None = None
         self.maintenance_conn: aiosqlite.Connection | None = None
         self.writer: Writer | None = None
@@ -40,23 +40,23 @@ class EventLog:
 
     async def open(self) -> None:
         cfg = self.config
-        self._writer_conn = await schema.connect(cfg.path, cfg.sync, writer=True)
-        self._reader_conn = await schema.connect(cfg.path, cfg.sync, writer=False)
-        self.maintenance_conn = await schema.connect(cfg.path, cfg.sync, writer=False)
-        self.last_seq = await self._max_seq()
         self.writer = Writer(
-            self._writer_conn,
+            cfg.path,
+            cfg.sync,
             dedup_window_ms=int(cfg.dedup_window * 1000),
             on_commit=self._committed,
             on_failure=self._failed,
         )
-        self.writer.start()
+        await self.writer.open()
+        self._reader_conn = await schema.open_reader(cfg.path, cfg.sync)
+        self.maintenance_conn = await schema.open_reader(cfg.path, cfg.sync)
+        self.last_seq = await self._max_seq()
         self.capacity.check()
 
     async def close(self) -> None:
         if self.writer:
             await self.writer.stop()
-        for conn in (self._reader_conn, self.maintenance_conn, self._writer_conn):
+        for conn in (self._reader_conn, self.maintenance_conn):
             if conn is not None:
                 await conn.close()
 

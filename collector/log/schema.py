@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 
 import aiosqlite
 
@@ -60,30 +61,41 @@ def db_path(directory: str) -> str:
     return os.path.join(directory, DB_FILE)
 
 
-async def connect(directory: str, sync: str, *, writer: bool) -> aiosqlite.Connection:
-    """Open the database. Only the writer creates the schema; readers only read."""
+def _pragmas(sync: str) -> list[str]:
+    return [
+        # auto_vacuum must be chosen before the first table exists; it lets retention give pages back.
+        "PRAGMA auto_vacuum = INCREMENTAL",
+        "PRAGMA journal_mode = WAL",
+        f"PRAGMA synchronous = {'FULL' if sync == 'full' else 'NORMAL'}",
+        "PRAGMA busy_timeout = 10000",
+        # We run checkpoints ourselves (see maintenance.py), never inside the writer's commit.
+        "PRAGMA wal_autocheckpoint = 0",
+        f"PRAGMA journal_size_limit = {64 * 1024 * 1024}",
+        "PRAGMA cache_size = -32000",
+    ]
+
+
+def open_writer(directory: str, sync: str) -> sqlite3.Connection:
+    """The writer's plain connection, used only from the writer's own thread; creates the schema."""
     os.makedirs(directory, exist_ok=True)
-    conn = await aiosqlite.connect(db_path(directory), isolation_level=None)
-    # auto_vacuum must be chosen before the first table exists; it lets retention give pages back.
-    await conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    await conn.execute("PRAGMA journal_mode = WAL")
-    await conn.execute(f"PRAGMA synchronous = {'FULL' if sync == 'full' else 'NORMAL'}")
-    await conn.execute("PRAGMA busy_timeout = 10000")
-    # We run checkpoints ourselves (see maintenance.py), never inside the writer's commit.
-    await conn.execute("PRAGMA wal_autocheckpoint = 0")
-    await conn.execute(f"PRAGMA journal_size_limit = {64 * 1024 * 1024}")
-    await conn.execute("PRAGMA cache_size = -32000")
-    if writer:
-        await conn.executescript(_TABLES)
-        await conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+    conn = sqlite3.connect(db_path(directory), isolation_level=None, check_same_thread=False)
+    for pragma in _pragmas(sync):
+        conn.execute(pragma)
+    conn.executescript(_TABLES)
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if int(version) > SCHEMA_VERSION:
+        conn.close()
+        raise RuntimeError(
+            f"{db_path(directory)} was written by a newer collector (schema {version}); "
+            f"this one knows schema {SCHEMA_VERSION}"
         )
-        async with conn.execute("SELECT value FROM meta WHERE key = 'schema_version'") as cur:
-            (version,) = await cur.fetchone()
-        if int(version) > SCHEMA_VERSION:
-            await conn.close()
-            raise RuntimeError(
-                f"{db_path(directory)} was written by a newer collector (schema {version}); "
-                f"this one knows schema {SCHEMA_VERSION}"
-            )
+    return conn
+
+
+async def open_reader(directory: str, sync: str) -> aiosqlite.Connection:
+    """A reading connection for the event loop (open the writer first: it creates the schema)."""
+    conn = await aiosqlite.connect(db_path(directory), isolation_level=None)
+    for pragma in _pragmas(sync):
+        await conn.execute(pragma)
     return conn
