@@ -19,7 +19,7 @@ import msgspec
 
 from collector.delivery.backoff import next_delay
 from collector.delivery.routing import should_deliver
-from collector.destinations.base import Destination, Envelope, Outcome, RoutingFields, retry
+from collector.destinations.base import Destination, Envelope, RoutingFields, retry
 from collector.log.errors import StorageUnavailable
 from collector.log.event_log import EventLog
 from collector.metrics import Metrics
@@ -187,7 +187,8 @@ class Dispatcher:
     # -- sending ----------------------------------------------------------------------------------
 
     async def deliver(self, items: list[_Item]) -> None:
-        """Send one batch until it is delivered, rejected or too old; return early only on stop."""
+        """Send one batch until it is delivered, rejected or too old; return early only on stop.
+        A rejected batch is split until only the rejected events are dead-lettered."""
         envelopes = [item.envelope for item in items]
         destination = self.destination
         metrics = self.metrics
@@ -211,6 +212,14 @@ class Dispatcher:
                 self.finished(items)
                 return
             if outcome.kind == "reject":
+                if len(items) > 1:
+                    # One bad event must not take the good ones with it: halve the batch and send
+                    # each half, until the rejected events stand alone.
+                    half = len(items) // 2
+                    await self.deliver(items[:half])
+                    if not self.stopping:
+                        await self.deliver(items[half:])
+                    return
                 await self._dead_letter(items, outcome.reason)
                 return
             age = time.time() - min(e.received_ms for e in envelopes) / 1000

@@ -37,6 +37,10 @@ class DestinationConfig(msgspec.Struct, tag_field="type", forbid_unknown_fields=
     ``tag="<type>", kw_only=True`` (msgspec does not inherit kw_only, and without it a required
     vendor field could not follow these optional ones)."""
 
+    # Every destination config sets this ClassVar: a working example, which the shared contract test
+    # parses and sends with, and which the docs show.
+    example: ClassVar[dict[str, Any]]
+
     enabled: bool = True
     # The key this destination answers to in an event's ``integrations`` object
     # (default: the destination type's display name, e.g. "Webhooks").

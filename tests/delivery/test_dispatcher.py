@@ -1,0 +1,246 @@
+"""The delivery engine against a scripted in-process destination (the HTTP destinations are
+covered against real local servers in tests/destinations and tests/e2e)."""
+
+import asyncio
+import time
+from collections import deque
+
+import msgspec
+import pytest
+
+from collector.config.model import StorageConfig
+from collector.config.units import Duration
+from collector.delivery.dispatcher import Dispatcher
+from collector.destinations.base import (
+    DELIVERED,
+    BatchConfig,
+    BuildContext,
+    Destination,
+    DestinationConfig,
+    Outcome,
+    RetryConfig,
+    reject,
+    retry,
+)
+from collector.log.event_log import EventLog
+from collector.metrics import Metrics
+
+
+class ScriptedConfig(DestinationConfig, tag="scripted", kw_only=True):
+    pass
+
+
+class Scripted(Destination):
+    Config = ScriptedConfig
+    display_name = "Scripted"
+
+    def __init__(self, name, config, answers=(), block: asyncio.Event | None = None):
+        super().__init__(name, config, BuildContext(http=None, data_dir=""))
+        self.answers: deque[Outcome] = deque(answers)
+        self.batches: list[list[dict]] = []
+        self.attempts = 0
+        self.block = block
+
+    async def send(self, batch):
+        self.attempts += 1
+        if self.block is not None:
+            await self.block.wait()
+        outcome = self.answers.popleft() if self.answers else DELIVERED
+        if outcome.ok:
+            self.batches.append([e.event for e in batch])
+        return outcome
+
+    @property
+    def delivered(self) -> list[dict]:
+        return [event for batch in self.batches for event in batch]
+
+
+def config(**overrides) -> ScriptedConfig:
+    overrides.setdefault("batch", BatchConfig(max_events=10, max_wait=Duration(0.01)))
+    overrides.setdefault("retry", RetryConfig(initial_backoff=Duration(0.01), max_backoff=Duration(0.05)))
+    return ScriptedConfig(**overrides)
+
+
+def event(user: str, n: int, **extra) -> bytes:
+    return msgspec.json.encode({"type": "track", "userId": user, "event": "E", "properties": {"n": n}, **extra})
+
+
+@pytest.fixture
+async def event_log(tmp_path):
+    log = EventLog(StorageConfig(path=str(tmp_path / "data")))
+    await log.open()
+    yield log
+    await log.close()
+
+
+async def append(log: EventLog, bodies: list[bytes], source: str = "web") -> None:
+    now = int(time.time() * 1000)
+    await log.append(source, [(source, f"{source}-{time.monotonic_ns()}-{i}", now, b) for i, b in enumerate(bodies)])
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+async def start(log, destination) -> Dispatcher:
+    dispatcher = Dispatcher(destination, log, Metrics())
+    await dispatcher.start(await log.load_cursors())
+    return dispatcher
+
+
+async def test_delivers_everything_in_order_per_user_and_saves_the_cursor(event_log):
+    dest = Scripted("d", config(concurrency=3))
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event(f"u{i % 5}", i) for i in range(100)])
+    await until(lambda: len(dest.delivered) == 100)
+    for user in range(5):
+        numbers = [e["properties"]["n"] for e in dest.delivered if e["userId"] == f"u{user}"]
+        assert numbers == sorted(numbers) and len(numbers) == 20
+    await until(lambda: dispatcher.durable_cursor == 100)
+    await dispatcher.stop(1)
+    assert (await event_log.load_cursors())["d"] == 100
+
+
+async def test_batches_respect_max_events_and_max_bytes(event_log):
+    dest = Scripted("d", config(concurrency=1, batch=BatchConfig(max_events=7, max_bytes=1000, max_wait=Duration(0.05))))
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", i, pad="x" * 200) for i in range(30)])
+    await until(lambda: len(dest.delivered) == 30)
+    await dispatcher.stop(1)
+    assert all(len(b) <= 7 for b in dest.batches)
+    assert all(sum(len(msgspec.json.encode(e)) for e in b) <= 1000 for b in dest.batches)
+
+
+async def test_retries_keep_order_and_lose_nothing(event_log):
+    answers = [retry("HTTP 503"), retry("HTTP 429", after=0.05), retry("boom")]
+    dest = Scripted("d", config(concurrency=2), answers)
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event(f"u{i % 3}", i) for i in range(60)])
+    await until(lambda: len(dest.delivered) == 60)
+    await dispatcher.stop(1)
+    assert dest.attempts >= 3 + len(dest.batches)
+    for user in range(3):
+        numbers = [e["properties"]["n"] for e in dest.delivered if e["userId"] == f"u{user}"]
+        assert numbers == sorted(numbers)
+    assert dispatcher.metrics.retries.labels("d")._value.get() == 3
+
+
+async def test_retry_after_is_honoured(event_log):
+    dest = Scripted("d", config(concurrency=1), [retry("HTTP 429", after=0.5)])
+    dispatcher = await start(event_log, dest)
+    started = time.monotonic()
+    await append(event_log, [event("u", 1)])
+    await until(lambda: len(dest.delivered) == 1)
+    await dispatcher.stop(1)
+    assert time.monotonic() - started >= 0.5
+
+
+async def test_a_permanent_error_dead_letters_only_the_bad_event_and_delivery_goes_on(event_log):
+    class RejectsPoison(Scripted):
+        async def send(self, batch):
+            self.attempts += 1
+            if any(e.event.get("poison") for e in batch):
+                return reject("HTTP 400: invalid")
+            self.batches.append([e.event for e in batch])
+            return DELIVERED
+
+    dest = RejectsPoison("d", config(concurrency=1, batch=BatchConfig(max_events=8, max_wait=Duration(0.2))))
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", i, poison=(i == 5)) for i in range(8)])
+    await until(lambda: dispatcher.cursor == 8)
+    await append(event_log, [event("u", i) for i in range(8, 11)])
+    await until(lambda: len(dest.delivered) == 10)
+    await dispatcher.stop(1)
+    assert [e["properties"]["n"] for e in dest.delivered] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
+    rows = await event_log._reader_conn.execute_fetchall("SELECT seq, reason FROM dead_letters")
+    assert rows == [(6, "HTTP 400: invalid")]
+
+
+async def test_gives_up_after_the_give_up_age(event_log):
+    policy = RetryConfig(initial_backoff=Duration(0.01), max_backoff=Duration(0.02), give_up_after=Duration(0.3))
+    dest = Scripted("d", config(retry=policy), [retry("HTTP 503")] * 1000)
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", 1)])
+    await until(lambda: dispatcher.cursor == 1)
+    await dispatcher.stop(1)
+    rows = await event_log._reader_conn.execute_fetchall("SELECT reason FROM dead_letters")
+    assert rows[0][0].startswith("gave up after") and "HTTP 503" in rows[0][0]
+    assert dest.delivered == []
+
+
+async def test_exceptions_and_timeouts_are_retried(event_log):
+    class Flaky(Scripted):
+        async def send(self, batch):
+            self.attempts += 1
+            if self.attempts == 1:
+                raise ConnectionResetError("peer reset")
+            if self.attempts == 2:
+                await asyncio.sleep(10)  # longer than the timeout
+            self.batches.append([e.event for e in batch])
+            return DELIVERED
+
+    dest = Flaky("d", config(timeout=Duration(0.1)))
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", 1)])
+    await until(lambda: len(dest.delivered) == 1)
+    await dispatcher.stop(1)
+    assert dest.attempts == 3
+
+
+async def test_events_not_for_the_destination_are_skipped_and_passed(event_log):
+    dest = Scripted("d", config(sources=["web"]))
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", 1, integrations={"All": False})])
+    await append(event_log, [event("u", 2, integrations={"All": False, "Scripted": True})])
+    await append(event_log, [event("u", 3)], source="app")
+    await append(event_log, [event("u", 4)])
+    await until(lambda: dispatcher.cursor == 4)
+    await dispatcher.stop(1)
+    assert [e["properties"]["n"] for e in dest.delivered] == [2, 4]
+
+
+async def test_start_from_now_or_earliest(event_log):
+    await append(event_log, [event("u", i) for i in range(3)])
+    now = Scripted("now", config())
+    earliest = Scripted("earliest", config(start_from="earliest"))
+    dispatchers = [await start(event_log, now), await start(event_log, earliest)]
+    await append(event_log, [event("u", 3)])
+    await until(lambda: len(earliest.delivered) == 4 and len(now.delivered) == 1)
+    for d in dispatchers:
+        await d.stop(1)
+    assert now.delivered[0]["properties"]["n"] == 3
+
+
+async def test_a_stuck_destination_holds_up_neither_another_nor_memory(event_log):
+    stuck = Scripted("stuck", config(concurrency=1, batch=BatchConfig(max_events=10, max_wait=Duration(0.01))),
+                     block=asyncio.Event())
+    healthy = Scripted("healthy", config())
+    stuck_dispatcher = await start(event_log, stuck)
+    healthy_dispatcher = await start(event_log, healthy)
+    await append(event_log, [event(f"u{i}", i) for i in range(5000)])
+    await until(lambda: len(healthy.delivered) == 5000)
+    assert stuck.delivered == []
+    assert stuck_dispatcher._inflight <= stuck_dispatcher._max_inflight
+    assert stuck_dispatcher._read_pos < 5000  # it stopped reading ahead of what it can send
+    stuck.block.set()
+    await until(lambda: len(stuck.delivered) == 5000)
+    for d in (stuck_dispatcher, healthy_dispatcher):
+        await d.stop(1)
+
+
+async def test_stopping_mid_retry_keeps_undelivered_events_for_the_next_start(event_log):
+    dest = Scripted("d", config(retry=RetryConfig(initial_backoff=Duration(5))), [retry("HTTP 503")])
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", 1)])
+    await until(lambda: dest.attempts == 1)
+    await dispatcher.stop(1)
+    assert (await event_log.load_cursors())["d"] == 0
+
+    again = Scripted("d", config())
+    dispatcher = await start(event_log, again)
+    await until(lambda: len(again.delivered) == 1)
+    await dispatcher.stop(1)

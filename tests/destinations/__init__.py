@@ -1,0 +1,1 @@
+"""Tests of every destination: the shared contract and one module per destination."""
