@@ -13,6 +13,8 @@ import aiohttp
 from aiohttp import web
 
 from collector import observability
+from collector.browser.cookies import refresh_anonymous_id_cookie
+from collector.browser.routes import add_browser_routes
 from collector.config.model import Config
 from collector.delivery.dispatcher import Dispatcher
 from collector.destinations.base import BuildContext
@@ -95,18 +97,14 @@ class Collector:
         return app
 
     def _add_browser_routes(self, app: web.Application, api: TrackingAPI) -> None:
-        try:
-            from collector.browser.routes import add_browser_routes
-        except ImportError:
+        browser = self.config.browser
+        if not browser.enabled:
             return
         add_browser_routes(app, self.config)
-        browser_config = getattr(self.config, "browser", None)
-        if browser_config is not None:
-            from collector.browser.cookies import refresh_anonymous_id_cookie
-
+        if browser.cookie.enabled:
             api.response_hooks.append(
                 lambda request, response, anonymous_id: refresh_anonymous_id_cookie(
-                    request, response, anonymous_id, browser_config
+                    request, response, anonymous_id, browser
                 )
             )
 

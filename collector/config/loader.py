@@ -25,13 +25,16 @@ import msgspec
 import msgspec.inspect as mi
 import yaml
 
+from collector.browser.config import BrowserConfig
 from collector.config.model import Config, LoggingConfig, ServerConfig, SourceConfig, StorageConfig
 from collector.config.units import decode_hook
 from collector.destinations import registry
 
 __all__ = ["ConfigError", "load_config", "load_config_text", "load_default_config"]
 
-_SECTIONS: dict[str, type] = {"server": ServerConfig, "storage": StorageConfig, "logging": LoggingConfig}
+_SECTIONS: dict[str, type] = {
+    "server": ServerConfig, "storage": StorageConfig, "logging": LoggingConfig, "browser": BrowserConfig,
+}
 _TOP_LEVEL_KEYS = [*_SECTIONS, "sources", "destinations"]
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 # A section with more errors than this is surely not worth reading further.

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from collector.browser.config import BrowserConfig
 from collector.config.units import ByteSize, Duration
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
@@ -80,6 +81,7 @@ class Config(_Section):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    browser: BrowserConfig = msgspec.field(default_factory=BrowserConfig)
     sources: dict[str, SourceConfig] = {}
     destinations: dict[str, object] = {}
     # Where the file came from, for messages; not a key of the file.
