@@ -212,7 +212,7 @@ class Dispatcher:
                 self.finished(items)
                 return
             if outcome.kind == "reject":
-                if len(items) > 1:
+                if outcome.split and len(items) > 1:
                     # One bad event must not take the good ones with it: halve the batch and send
                     # each half, until the rejected events stand alone.
                     half = len(items) // 2

@@ -105,6 +105,9 @@ class Outcome:
     kind: Literal["ok", "retry", "reject"]
     reason: str = ""
     retry_after: float | None = None
+    # For a rejection: the vendor may have refused some events only (e.g. a 400 for one bad
+    # event), so the engine splits the batch to find them, rather than dead-letter it whole.
+    split: bool = False
 
     @property
     def ok(self) -> bool:
@@ -118,8 +121,8 @@ def retry(reason: str, after: float | None = None) -> Outcome:
     return Outcome("retry", reason, after)
 
 
-def reject(reason: str) -> Outcome:
-    return Outcome("reject", reason)
+def reject(reason: str, split: bool = False) -> Outcome:
+    return Outcome("reject", reason, split=split)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -138,16 +141,25 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+# Answers about the request's content: some event in the batch may be at fault, not all of them.
+_CONTENT_ERRORS = frozenset({400, 413, 422})
+# Credentials refused: the operator's to fix, so the events wait (until retry.give_up_after)
+# instead of being dead-lettered at once.
+_CREDENTIAL_ERRORS = frozenset({401, 403})
+
+
 def classify_http(status: int, headers: Any, body: bytes | str = b"") -> Outcome:
-    """The usual reading of an HTTP answer: 2xx delivered; 408, 429 and 5xx (but 501 and 505) retried,
-    honouring Retry-After; any other 4xx will never succeed."""
+    """The usual reading of an HTTP answer: 2xx delivered; 408, 429, 5xx (but 501 and 505), 401 and
+    403 retried, honouring Retry-After; any other 4xx will never succeed."""
     if 200 <= status < 300:
         return DELIVERED
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     reason = f"HTTP {status}: {text[:300]}".rstrip(": ")
     if status in (408, 429) or (status >= 500 and status not in (501, 505)):
         return retry(reason, parse_retry_after(headers.get("Retry-After")))
-    return reject(reason)
+    if status in _CREDENTIAL_ERRORS:
+        return retry(f"credentials refused ({reason}); check the destination's settings")
+    return reject(reason, split=status in _CONTENT_ERRORS)
 
 
 @dataclass(slots=True)

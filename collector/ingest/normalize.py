@@ -8,7 +8,7 @@ client sent as `timestamp`), a clock-corrected `timestamp`, a `messageId` when a
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -47,7 +47,10 @@ def request_facts(ip: str | None) -> RequestFacts:
 
 def iso(moment: datetime) -> str:
     """ISO-8601 in UTC with milliseconds, as Segment writes it: 2024-05-01T12:00:00.123Z."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if moment.utcoffset():
+        moment = moment.astimezone(timezone.utc)
+    # isoformat gives "YYYY-MM-DDTHH:MM:SS.mmm+00:00"; this is the hot path, so slice, don't replace.
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def parse_time(value: object, field: str) -> datetime:
@@ -111,7 +114,7 @@ def normalize(item: object, call_type: str | None, facts: RequestFacts, max_byte
     event = item
     if call_type is None:
         call_type = event.get("type")
-        if call_type not in CALL_TYPES:
+        if not isinstance(call_type, str) or call_type not in CALL_TYPES:  # a list or object is unhashable
             raise EventError(
                 "invalid_type", f"type must be one of {', '.join(sorted(CALL_TYPES))}, got {str(call_type)[:32]!r}"
             )
@@ -127,7 +130,7 @@ def normalize(item: object, call_type: str | None, facts: RequestFacts, max_byte
 
     message_id = event.get("messageId")
     if message_id is None or message_id == "":
-        message_id = event["messageId"] = f"api-{uuid.uuid4()}"
+        message_id = event["messageId"] = f"api-{os.urandom(16).hex()}"
     elif isinstance(message_id, (int, float)) and not isinstance(message_id, bool):
         message_id = event["messageId"] = str(message_id)
     elif not isinstance(message_id, str):
@@ -168,5 +171,8 @@ def _fix_clock(event: dict, facts: RequestFacts) -> None:
     else:
         original = parse_time(timestamp, "timestamp")
         event["originalTimestamp"] = timestamp
-        event["timestamp"] = iso(facts.received - (sent - original)) if sent is not None else iso(original)
+        try:
+            event["timestamp"] = iso(facts.received - (sent - original)) if sent is not None else iso(original)
+        except OverflowError:  # e.g. year 1 with a +01:00 offset, or sentAt 9999 vs timestamp 0001
+            raise EventError("invalid_timestamp", "timestamp (corrected by sentAt) is out of range") from None
     event["receivedAt"] = facts.received_iso

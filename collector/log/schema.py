@@ -78,7 +78,8 @@ def _pragmas(sync: str) -> list[str]:
 def open_writer(directory: str, sync: str) -> sqlite3.Connection:
     """The writer's plain connection, used only from the writer's own thread; creates the schema."""
     os.makedirs(directory, exist_ok=True)
-    conn = sqlite3.connect(db_path(directory), isolation_level=None, check_same_thread=False)
+    # The writer prepares one statement per chunk size (see writer.py): room for all of them.
+    conn = sqlite3.connect(db_path(directory), isolation_level=None, check_same_thread=False, cached_statements=1024)
     for pragma in _pragmas(sync):
         conn.execute(pragma)
     conn.executescript(_TABLES)

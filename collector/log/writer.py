@@ -27,16 +27,24 @@ from collector.log.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
-# One row per event: (source, message_id, received_ms, body). The NOT EXISTS makes the insert
-# idempotent per (source, messageId) within the dedup window; rows of one executemany see each
-# other, so duplicates inside one group are caught too.
-_INSERT_EVENT = """
-INSERT INTO events (source, message_id, received, body)
-SELECT ?1, ?2, ?3, ?4
-WHERE NOT EXISTS (
-    SELECT 1 FROM events WHERE source = ?1 AND message_id = ?2 AND received > ?3 - {window_ms}
-)
-"""
+# Events are written in chunks of up to this many rows, one multi-row statement per chunk: each
+# statement releases the GIL once for all its rows, where executemany would take it back after
+# every row and, with the event loop busy on the main thread, wait for it each time.
+_CHUNK = 256
+
+
+def _insert_events_sql(count: int) -> str:
+    return "INSERT INTO events (source, message_id, received, body) VALUES " + ",".join(["(?,?,?,?)"] * count)
+
+
+def _seen_ids_sql(count: int) -> str:
+    return (
+        "SELECT message_id FROM events WHERE source = ? AND received > ? AND message_id IN ("
+        + ",".join(["?"] * count)
+        + ")"
+    )
+
+
 _UPSERT_CURSOR = """
 INSERT INTO cursors (destination, seq, updated) VALUES (?, ?, ?)
 ON CONFLICT (destination) DO UPDATE SET seq = excluded.seq, updated = excluded.updated
@@ -85,7 +93,7 @@ class Writer:
     ) -> None:
         self._directory = directory
         self._sync = sync
-        self._insert_sql = _INSERT_EVENT.format(window_ms=int(dedup_window_ms))
+        self._dedup_window_ms = int(dedup_window_ms)
         self._on_commit = on_commit
         self._on_failure = on_failure
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-writer")
@@ -196,7 +204,7 @@ class Writer:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for source, rows in group.events.items():
-                inserted = conn.executemany(self._insert_sql, rows).rowcount
+                inserted = self._insert_events(conn, source, rows)
                 committed[source] = inserted
                 duplicates[source] = len(rows) - inserted
             if group.dead_letters:
@@ -214,6 +222,28 @@ class Writer:
                 conn.execute("ROLLBACK")
             raise
         return committed, duplicates, rowcounts
+
+    def _insert_events(self, conn: sqlite3.Connection, source: str, rows: list[EventRow]) -> int:
+        """Insert the events whose messageId this source has not sent within the dedup window
+        (nor earlier in this group); returns how many were inserted."""
+        unique: dict[str, EventRow] = {}
+        for row in rows:
+            unique.setdefault(row[1], row)  # the first of repeats within the group wins
+        fresh_rows = list(unique.values())
+        inserted = 0
+        for start in range(0, len(fresh_rows), _CHUNK):
+            chunk = fresh_rows[start : start + _CHUNK]
+            ids = [row[1] for row in chunk]
+            # One window start for the chunk (its oldest event's), at most a few ms earlier than
+            # each event's own: a negligible widening of the window, for one lookup per chunk.
+            since = min(row[2] for row in chunk) - self._dedup_window_ms
+            seen = {m for (m,) in conn.execute(_seen_ids_sql(len(ids)), (source, since, *ids))}
+            if seen:
+                chunk = [row for row in chunk if row[1] not in seen]
+            if chunk:
+                conn.execute(_insert_events_sql(len(chunk)), [value for row in chunk for value in row])
+                inserted += len(chunk)
+        return inserted
 
     def _run_script(self, script: str) -> None:
         conn = self._conn

@@ -144,7 +144,7 @@ async def test_a_permanent_error_dead_letters_only_the_bad_event_and_delivery_go
         async def send(self, batch):
             self.attempts += 1
             if any(e.event.get("poison") for e in batch):
-                return reject("HTTP 400: invalid")
+                return reject("HTTP 400: invalid", split=True)
             self.batches.append([e.event for e in batch])
             return DELIVERED
 
@@ -158,6 +158,17 @@ async def test_a_permanent_error_dead_letters_only_the_bad_event_and_delivery_go
     assert [e["properties"]["n"] for e in dest.delivered] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
     rows = await event_log._reader_conn.execute_fetchall("SELECT seq, reason FROM dead_letters")
     assert rows == [(6, "HTTP 400: invalid")]
+
+
+async def test_a_rejection_of_the_whole_batch_is_not_split(event_log):
+    dest = Scripted("d", config(concurrency=1, batch=BatchConfig(max_events=8, max_wait=Duration(0.2))),
+                    [reject("HTTP 404: no such endpoint")])
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", i) for i in range(8)])
+    await until(lambda: dispatcher.cursor == 8)
+    await dispatcher.stop(1)
+    assert dest.attempts == 1
+    assert await event_log.count_dead_letters("d") == 8
 
 
 async def test_gives_up_after_the_give_up_age(event_log):

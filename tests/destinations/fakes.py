@@ -336,7 +336,7 @@ class SegmentFake(HttpFake):
     error_cases = [
         ErrorCase("400 invalid", answering(400, {}, b'{"success":false,"code":"invalid_request"}'),
                   "reject", None, 'HTTP 400: {"success":false'),
-        ErrorCase("401 write key", answering(401, {}, b'{"success":false,"code":"unauthorized"}'), "reject",
+        ErrorCase("401 write key", answering(401, {}, b'{"success":false,"code":"unauthorized"}'), "retry",
                   reason="HTTP 401"),
         ErrorCase("429 retry-after", answering(429, {"Retry-After": "7"}), "retry", 7.0, "HTTP 429"),
         ErrorCase("503 retry-after", answering(503, {"Retry-After": "120"}, b"busy"), "retry", 120.0,
