@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from collector.config.model import SourceConfig
 from collector.ingest.errors import IngestError
@@ -24,7 +23,7 @@ def header_write_key(authorization: str | None) -> str | None:
         return None
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text in the header
         raise IngestError(401, "invalid_authorization", "the Basic Authorization header is not valid base64") from None
     return decoded.partition(":")[0]
 

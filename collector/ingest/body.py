@@ -22,11 +22,16 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
     """The body, decompressed, at most ``limit`` bytes either way (a gzip bomb stops at the cap)."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    try:
-        async with asyncio.timeout(timeout):
-            raw = await _read_all(request, limit + 1)
-    except TimeoutError:
-        raise IngestError(408, "request_timeout", f"the body did not arrive within {timeout:g}s") from None
+    content = request.content
+    if content.is_eof():
+        # The usual case: the whole body came with the headers. No timer needed.
+        raw = content.read_nowait(limit + 1)
+    else:
+        try:
+            async with asyncio.timeout(timeout):
+                raw = await _read_all(request, limit + 1)
+        except TimeoutError:
+            raise IngestError(408, "request_timeout", f"the body did not arrive within {timeout:g}s") from None
     if len(raw) > limit:
         raise _too_large(limit)
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
@@ -53,16 +58,24 @@ async def _read_all(request: web.Request, limit: int) -> bytes:
 
 
 def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as error:
-        raise IngestError(400, "invalid_encoding", f"the body is not valid compressed data: {error}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise IngestError(413, "request_too_large", f"the decompressed body is larger than {limit} bytes")
-    if not inflater.eof:
-        raise IngestError(400, "invalid_encoding", "the compressed body is truncated")
-    return out
+    """Decompress, never producing more than ``limit + 1`` bytes. A gzip body may hold several
+    members one after another (RFC 1952); each is decompressed in turn."""
+    out = bytearray()
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out += inflater.decompress(data, limit + 1 - len(out))
+        except zlib.error as error:
+            raise IngestError(400, "invalid_encoding", f"the body is not valid compressed data: {error}") from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise IngestError(413, "request_too_large", f"the decompressed body is larger than {limit} bytes")
+        if not inflater.eof:
+            raise IngestError(400, "invalid_encoding", "the compressed body is truncated")
+        data = inflater.unused_data
+        if not data.strip(b"\0 \t\r\n"):
+            return bytes(out)
+        if wbits != zlib.MAX_WBITS | 16:
+            raise IngestError(400, "invalid_encoding", "the compressed body is followed by other data")
 
 
 def decode_json(body: bytes) -> object:

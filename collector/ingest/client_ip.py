@@ -19,14 +19,35 @@ class ClientAddress:
 
     def resolve(self, peer: str | None, forwarded_for: str | None) -> str | None:
         """Walk X-Forwarded-For from the right, skipping trusted proxies: the first address not
-        ours is the client. Without a trusted peer the header is ignored (anyone can send it)."""
+        ours is the client; when every hop is trusted, the leftmost one is (as nginx and Express
+        decide). Without a trusted peer the header is ignored (anyone can send it)."""
         if not forwarded_for or not self.is_trusted(peer):
             return peer
+        client = peer
         for hop in reversed(forwarded_for.split(",")):
-            hop = hop.strip()
-            if hop and not self.is_trusted(hop):
-                return hop
-        return peer
+            if not hop.strip():
+                continue
+            address = _address(hop)
+            if address is None:
+                # "unknown", a name, garbage: nothing left of it can be believed.
+                break
+            client = address
+            if not self.is_trusted(address):
+                break
+        return client
+
+
+def _address(hop: str) -> str | None:
+    """An IP address of a forwarded hop, without a port ("1.2.3.4:80", "[::1]:80"), or None."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        hop = hop[1:].partition("]")[0]
+    elif hop.count(":") == 1:
+        hop = hop.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(hop))
+    except ValueError:
+        return None
 
 
 @lru_cache(maxsize=4096)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import msgspec
 from aiohttp import web
@@ -46,6 +46,7 @@ class TrackingAPI:
         self._any_origin = "*" in origins
         self._origins = frozenset(origins)
         self.response_hooks: list[ResponseHook] = []
+        self._received_counters: dict[str, Any] = {}
 
     def add_routes(self, app: web.Application) -> None:
         for name in CALL_TYPES:
@@ -58,6 +59,9 @@ class TrackingAPI:
     def _route(self, app: web.Application, path: str, handler: Callable[[web.Request], Awaitable[web.Response]]) -> None:
         route = path.rsplit("/", 1)[1]
 
+        latency = self.metrics.request_seconds.labels(route)
+        answered: dict[int, Any] = {}  # status -> counter child, so the hot path skips labels()
+
         async def answer(request: web.Request) -> web.Response:
             started = time.perf_counter()
             try:
@@ -69,8 +73,11 @@ class TrackingAPI:
                 if error.status >= 500:
                     log.warning("%s %s: %s", request.method, path, error.message)
             self._cors(request, response)
-            self.metrics.requests.labels(route, str(response.status)).inc()
-            self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+            counter = answered.get(response.status)
+            if counter is None:
+                counter = answered[response.status] = self.metrics.requests.labels(route, str(response.status))
+            counter.inc()
+            latency.observe(time.perf_counter() - started)
             return response
 
         app.router.add_post(path, answer)
@@ -179,13 +186,22 @@ class TrackingAPI:
         return payload
 
     def _ip(self, request: web.Request) -> str | None:
-        return self.client_address.resolve(request.remote, request.headers.get("X-Forwarded-For"))
+        # A proxy may add its own X-Forwarded-For line instead of appending to the client's (HAProxy
+        # does): read them all, in order, or the first, client-written line would be believed.
+        forwarded = request.headers.getall("X-Forwarded-For", None)
+        return self.client_address.resolve(request.remote, ", ".join(forwarded) if forwarded else None)
+
+    def _received(self, source: str) -> Any:
+        counter = self._received_counters.get(source)
+        if counter is None:
+            counter = self._received_counters[source] = self.metrics.events_received.labels(source)
+        return counter
 
     async def _commit(
         self, request: web.Request, source: str, stored: list[tuple[str, bytes]], received_ms: int,
         rejected: list[dict], anonymous_id: object,
     ) -> web.Response:
-        self.metrics.events_received.labels(source).inc(len(stored))
+        self._received(source).inc(len(stored))
         try:
             await self.log.append(source, [(source, message_id, received_ms, body) for message_id, body in stored])
         except StorageUnavailable as error:
