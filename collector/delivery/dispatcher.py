@@ -63,6 +63,7 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._lanes = [_Lane(self, i) for i in range(self.config.concurrency)]
         self._tasks: list[asyncio.Task] = []
+        self._destination_started = False
         self._m_skipped = metrics.skipped_events.labels(self.name)
 
     async def start(self, saved_cursors: dict[str, int]) -> None:
@@ -75,7 +76,10 @@ class Dispatcher:
         self._read_pos = self.cursor
         await self.log.set_cursor(self.name, self.cursor)
         self.durable_cursor = self.cursor
-        await self.destination.start()
+        try:
+            await self._start_destination()
+        except Exception:
+            pass  # logged; retried before the first send
         log.info(
             "destination %s starts after seq %d", self.name, self.cursor,
             extra={"destination": self.name, "type": self.config.__struct_config__.tag},
@@ -102,7 +106,20 @@ class Dispatcher:
                 self.durable_cursor = self.cursor
             except StorageUnavailable as error:
                 log.error("could not save the cursor of %s: %s", self.name, error)
-        await self.destination.close()
+        if self._destination_started:
+            await self.destination.close()
+
+    async def _start_destination(self) -> None:
+        """Start the destination; a failure (a directory it cannot create, say) is logged and tried
+        again before the next send, so one broken destination never stops the collector."""
+        if self._destination_started:
+            return
+        try:
+            await self.destination.start()
+        except Exception as error:
+            log.error("destination %s could not start: %s", self.name, error, extra={"destination": self.name})
+            raise
+        self._destination_started = True
 
     @property
     def stopping(self) -> bool:
@@ -117,7 +134,12 @@ class Dispatcher:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            rows = await self.log.read_after(self._read_pos, min(room, 5000))
+            try:
+                rows = await self.log.read_after(self._read_pos, min(room, 5000))
+            except Exception:
+                log.exception("%s: reading the log failed; trying again", self.name)
+                await self._stopped_within(1.0)
+                continue
             if not rows:
                 await self.log.wait_for_new_events(timeout=1.0)
                 continue
@@ -134,7 +156,7 @@ class Dispatcher:
         for seq, source, received, body in rows:
             try:
                 routing = _routing_decoder.decode(body)
-            except msgspec.ValidationError:
+            except msgspec.MsgspecError:  # fields of unexpected types: route it as Segment would
                 routing = RoutingFields()
             if not should_deliver(routing, source, config, integration_name):
                 skipped += 1
@@ -198,6 +220,7 @@ class Dispatcher:
             attempt += 1
             started = time.perf_counter()
             try:
+                await self._start_destination()
                 outcome = await asyncio.wait_for(destination.send(envelopes), self.config.timeout)
             except asyncio.CancelledError:
                 raise
@@ -284,7 +307,7 @@ class _Lane:
             full = len(self.queue) >= batch.max_events or self.queued_bytes >= batch.max_bytes
             wait = self.queue[0].queued_at + batch.max_wait - time.monotonic()
             if full or wait <= 0:
-                await dispatcher.deliver(self._take(batch.max_events, batch.max_bytes))
+                await self._deliver(self._take(batch.max_events, batch.max_bytes))
                 continue
             self.wake.clear()
             waiter = loop.create_task(self.wake.wait())
@@ -292,6 +315,17 @@ class _Lane:
                 await asyncio.wait((waiter,), timeout=wait)
             finally:
                 waiter.cancel()
+
+    async def _deliver(self, items: list[_Item]) -> None:
+        while True:
+            try:
+                return await self.dispatcher.deliver(items)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug, not a vendor's answer: keep the batch, never skip it
+                log.exception("%s: delivering a batch failed unexpectedly; trying again", self.dispatcher.name)
+                if await self.dispatcher._stopped_within(1.0):
+                    return
 
     def _take(self, max_events: int, max_bytes: int) -> list[_Item]:
         items: list[_Item] = []

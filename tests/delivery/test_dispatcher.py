@@ -255,3 +255,20 @@ async def test_stopping_mid_retry_keeps_undelivered_events_for_the_next_start(ev
     dispatcher = await start(event_log, again)
     await until(lambda: len(again.delivered) == 1)
     await dispatcher.stop(1)
+
+
+async def test_a_destination_that_cannot_start_is_retried_and_the_rest_goes_on(event_log):
+    class StartsLate(Scripted):
+        starts = 0
+
+        async def start(self):
+            self.starts += 1
+            if self.starts < 3:
+                raise PermissionError("cannot create the directory")
+
+    dest = StartsLate("d", config())
+    dispatcher = await start(event_log, dest)  # does not raise
+    await append(event_log, [event("u", 1)])
+    await until(lambda: len(dest.delivered) == 1)
+    await dispatcher.stop(1)
+    assert dest.starts == 3
