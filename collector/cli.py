@@ -21,9 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", "-c", help="YAML config file (default: the embedded defaults)")
     check = commands.add_parser("check", help="validate a config file and exit (1 on any error)")
     check.add_argument("--config", "-c", required=True, help="YAML config file")
+    snippet = commands.add_parser("snippet", help="print the ready-to-paste browser snippet for a source")
+    snippet.add_argument("--config", "-c", help="YAML config file (default: the embedded defaults)")
+    snippet.add_argument("--source", help="the source's name (default: the only source)")
+    snippet.add_argument("--origin", help="the collector's public origin (default: server.public_url)")
+    snippet.add_argument("--official", action="store_true", help="load Segment's official bundle, served first-party")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.config)
+    if args.command == "snippet":
+        return _snippet(args)
     return _run(args.config)
 
 
@@ -42,6 +49,30 @@ def _check(path: str) -> int:
         print(error, file=sys.stderr)
         return 1
     print(f"{path}: OK ({len(config.sources)} sources, {len(config.destinations)} destinations)")
+    return 0
+
+
+def _snippet(args: argparse.Namespace) -> int:
+    from collector.browser.routes import render_snippet
+    from collector.config.loader import ConfigError
+
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    if args.source is None and len(config.sources) != 1:
+        print(f"name the source with --source (one of: {', '.join(sorted(config.sources))})", file=sys.stderr)
+        return 1
+    name = args.source or next(iter(config.sources))
+    if name not in config.sources:
+        print(f"no source named {name!r} (sources: {', '.join(sorted(config.sources))})", file=sys.stderr)
+        return 1
+    origin = args.origin or config.server.public_url
+    if not origin:
+        print("give the collector's public origin with --origin (or set server.public_url)", file=sys.stderr)
+        return 1
+    print(render_snippet(config.sources[name].write_key, origin.rstrip("/"), official=args.official, script_tag=True))
     return 0
 
 

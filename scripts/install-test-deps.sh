@@ -14,7 +14,7 @@ fi
 
 "$python" -m pip install --quiet -e '.[test]'
 
-for dir in tests/e2e/node tests/browser/node; do
+for dir in tests/e2e/node tests/browser; do
     if [ -f "$dir/package.json" ] && [ ! -d "$dir/node_modules" ]; then
         npm install --prefix "$dir" --no-audit --no-fund --silent
     fi

@@ -499,6 +499,7 @@ def _check(doc: _Document, config: Config, tree: dict) -> None:
     _check_public_url(doc, config.server.public_url)
     _check_trusted_proxies(doc, config.server.trusted_proxies)
     _check_write_keys(doc, config.sources)
+    _check_official_bundle(doc, config.browser.official_bundle_dir)
     # Names from the file, not from the typed sources: a source that failed to type still exists.
     source_names = list(tree["sources"]) if isinstance(tree.get("sources"), dict) else []
     for name, destination in config.destinations.items():
@@ -549,6 +550,12 @@ def _check_trusted_proxies(doc: _Document, proxies: list[str]) -> None:
         except ValueError:
             doc.error(f"server.trusted_proxies[{i}]", f"expected an IP address or CIDR such as 10.0.0.0/8, "
                       f"got {proxy!r}")
+
+
+def _check_official_bundle(doc: _Document, directory: str | None) -> None:
+    if directory is not None and not os.path.isfile(os.path.join(directory, "standalone.js")):
+        doc.error("browser.official_bundle_dir", f"{directory} has no standalone.js (expected the dist/umd "
+                  "directory of @segment/analytics-next)")
 
 
 def _check_write_keys(doc: _Document, sources: dict[str, SourceConfig]) -> None:

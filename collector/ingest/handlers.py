@@ -92,6 +92,8 @@ class TrackingAPI:
             # cookie needs, are allowed too.
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Credentials"] = "true"
+            # Let browser libraries read Retry-After on a 429/503 and back off as told.
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
             response.headers["Vary"] = "Origin"
 
     async def _preflight(self, request: web.Request) -> web.Response:

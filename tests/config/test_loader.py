@@ -784,3 +784,15 @@ def test_the_embedded_defaults_load_with_the_real_file_destination():
     import collector.destinations.file  # noqa: F401  (the real registry entry must import)
     config = load_default_config()
     assert config.destinations["archive"].path == "./data/archive"
+
+
+def test_an_official_bundle_dir_without_the_bundle_is_an_error(tmp_path):
+    text = f"browser:\n  official_bundle_dir: {tmp_path}\n"
+    with pytest.raises(ConfigError) as error:
+        load_config_text(text, "collector.yaml")
+    assert error.value.errors == [
+        f"collector.yaml:2:24: browser.official_bundle_dir: {tmp_path} has no standalone.js "
+        "(expected the dist/umd directory of @segment/analytics-next)"
+    ]
+    (tmp_path / "standalone.js").write_text("/* bundle */")
+    assert load_config_text(text, "collector.yaml").browser.official_bundle_dir == str(tmp_path)
