@@ -5,10 +5,12 @@ The writer takes everything pending, writes it in ONE transaction on its own thr
 resolves every future: one fsync is shared by all concurrent requests, and an HTTP 200 goes out
 only after the COMMIT that holds its events.
 
-The writer owns a plain sqlite3 connection on one dedicated thread, so that a whole group (BEGIN,
-inserts, cursor updates, COMMIT) is ONE hop from the event loop. With aiosqlite every statement is
-a hop, and under load each hop waits for a busy event loop: commits took milliseconds instead of
-tens of microseconds.
+The writer owns a plain sqlite3 connection. A group's statements run on the event loop's thread
+(they are CPU work, microseconds a row) and only the COMMIT, which waits for the disk (fsync), runs
+on a thread of its own while the loop goes on serving requests. Measured on a 2-core machine, this
+served 1.7x the single-event requests of running the whole transaction on a thread: there, every
+statement had to win the GIL back from the busy event loop (and with aiosqlite, one await per
+statement, commits took milliseconds instead of microseconds).
 """
 
 from __future__ import annotations
@@ -176,8 +178,10 @@ class Writer:
             if len(group):
                 started = time.perf_counter()
                 try:
-                    committed, duplicates, rowcounts = await loop.run_in_executor(self._thread, self._write, group)
+                    committed, duplicates, rowcounts = self._stage(group)
+                    await loop.run_in_executor(self._thread, self._commit)
                 except (sqlite3.Error, OSError, ValueError) as error:
+                    self._rollback()
                     self._failed(group, error)
                 else:
                     _resolve(group.waiters, None)
@@ -194,34 +198,41 @@ class Writer:
             if self._closing and not len(self._group):
                 return
 
-    def _write(self, group: _Group) -> tuple[dict[str, int], dict[str, int], list[int]]:
-        """On the writer's thread: the whole group in one transaction."""
+    def _stage(self, group: _Group) -> tuple[dict[str, int], dict[str, int], list[int]]:
+        """The group's statements, in one transaction left open for ``_commit``."""
         conn = self._conn
         assert conn is not None
         committed: dict[str, int] = {}
         duplicates: dict[str, int] = {}
         rowcounts: list[int] = []
         conn.execute("BEGIN IMMEDIATE")
-        try:
-            for source, rows in group.events.items():
-                inserted = self._insert_events(conn, source, rows)
-                committed[source] = inserted
-                duplicates[source] = len(rows) - inserted
-            if group.dead_letters:
-                conn.executemany(_INSERT_DEAD_LETTER, group.dead_letters)
-            if group.cursors:
-                now = int(time.time() * 1000)
-                conn.executemany(_UPSERT_CURSOR, [(d, s, now) for d, s in group.cursors.items()])
-            for sql, params in group.statements:
-                cursor = conn.execute(sql, params)
-                cursor.fetchall()
-                rowcounts.append(cursor.rowcount)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        for source, rows in group.events.items():
+            inserted = self._insert_events(conn, source, rows)
+            committed[source] = inserted
+            duplicates[source] = len(rows) - inserted
+        if group.dead_letters:
+            conn.executemany(_INSERT_DEAD_LETTER, group.dead_letters)
+        if group.cursors:
+            now = int(time.time() * 1000)
+            conn.executemany(_UPSERT_CURSOR, [(d, s, now) for d, s in group.cursors.items()])
+        for sql, params in group.statements:
+            cursor = conn.execute(sql, params)
+            cursor.fetchall()
+            rowcounts.append(cursor.rowcount)
         return committed, duplicates, rowcounts
+
+    def _commit(self) -> None:
+        """On the writer's thread: wait for the disk."""
+        assert self._conn is not None
+        self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as error:  # e.g. SQLite already rolled back after a full disk
+                log.warning("rollback failed: %s", error)
 
     def _insert_events(self, conn: sqlite3.Connection, source: str, rows: list[EventRow]) -> int:
         """Insert the events whose messageId this source has not sent within the dedup window
