@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from collector.log import schema
+from collector.log.capacity import file_size
 from collector.log.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 
 EventRow = tuple[str, str, int, bytes]
+
+# The writer empties the WAL once it passes this size (see Writer._restart_wal_if_large).
+WAL_RESTART_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -104,6 +108,8 @@ class Writer:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._closing = False
+        self._wal_path = schema.db_path(directory) + "-wal"
+        self._next_wal_check = 0.0
 
     async def open(self) -> None:
         """Open the file (creating the schema) on the writer's thread, then start taking writes."""
@@ -195,8 +201,33 @@ class Writer:
                         _fail([future], StorageUnavailable(_describe(error)))
                     else:
                         _resolve([future], None)
+                await self._restart_wal_if_large(loop)
             if self._closing and not len(self._group):
                 return
+
+    async def _restart_wal_if_large(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Under steady load the WAL never empties by itself: a PASSIVE checkpoint (maintenance
+        runs one every few seconds, on its own connection) copies frames back while commits keep
+        appending, and SQLite starts the WAL over only when a write begins after *every* frame was
+        copied. So when the WAL has grown past WAL_RESTART_BYTES, the writer, between two commits,
+        runs a TRUNCATE checkpoint itself: it copies the few frames the passive one has not yet,
+        and empties the file. Writes wait for it, briefly."""
+        now = time.monotonic()
+        if now < self._next_wal_check:
+            return
+        self._next_wal_check = now + 0.25
+        if file_size(self._wal_path) < WAL_RESTART_BYTES:
+            return
+        try:
+            await loop.run_in_executor(self._thread, self._checkpoint_truncate)
+        except sqlite3.Error as error:
+            log.warning("WAL checkpoint failed: %s", error)
+
+    def _checkpoint_truncate(self) -> None:
+        assert self._conn is not None
+        busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.info("WAL checkpoint could not finish (a reader is still using old pages); will retry")
 
     def _stage(self, group: _Group) -> tuple[dict[str, int], dict[str, int], list[int]]:
         """The group's statements, in one transaction left open for ``_commit``."""
