@@ -1,0 +1,1 @@
+"""What the collector is measured against: a no-op aiohttp handler, nginx, raw SQLite inserts."""

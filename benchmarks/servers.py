@@ -1,0 +1,117 @@
+"""Starting what a scenario measures: the collector, its baselines and the receiving sink."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from benchmarks import harness
+from benchmarks.baselines.nginx import nginx
+from benchmarks.harness import HOST, Proc, free_port, http_get, metric, parse_metrics
+from benchmarks.payloads import WRITE_KEY
+
+COMMITTED = "collector_events_committed_total"
+QUEUE_DEPTH = "collector_destination_queue_depth"
+DELIVERED = "collector_delivered_events_total"
+
+
+@dataclass
+class Server:
+    proc: Proc
+    url: str
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def noop(workdir: Path) -> Server:
+    port = free_port()
+    argv = harness.python_module("benchmarks.baselines.noop_server", "--port", str(port))
+    proc = Proc("no-op server", argv, workdir / "noop.log").start()
+    url = f"http://{HOST}:{port}"
+    proc.wait_http(url + "/readyz")
+    return Server(proc, url)
+
+
+def nginx_server(workdir: Path) -> Server:
+    port = free_port()
+    proc = nginx(workdir, port).start()
+    url = f"http://{HOST}:{port}"
+    proc.wait_http(url + "/")
+    return Server(proc, url)
+
+
+class Sink(Server):
+    def stats(self) -> dict:
+        return json.loads(http_get(self.url + "/stats")[1])
+
+
+def sink(workdir: Path, port: int | None = None) -> Sink:
+    port = port or free_port()
+    argv = harness.python_module("benchmarks.sink", "--port", str(port))
+    proc = Proc("sink", argv, workdir / f"sink-{port}.log").start()
+    url = f"http://{HOST}:{port}"
+    proc.wait_http(url + "/readyz")
+    return Sink(proc, url)
+
+
+def webhook(url: str, fast_retry: bool = False) -> dict:
+    dest = {
+        "type": "webhook",
+        "url": url,
+        "batch": {"max_events": 1000, "max_bytes": "1MiB", "max_wait": "50ms"},
+    }
+    if fast_retry:
+        # For a destination that is down on purpose and comes back: retry soon after it does.
+        dest["retry"] = {"initial_backoff": "100ms", "max_backoff": "500ms"}
+    return dest
+
+
+class Collector(Server):
+    def metrics(self, timeout: float = 30.0):
+        status, body = http_get(self.url + "/metrics", timeout=timeout)
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}")
+        return parse_metrics(body.decode())
+
+    def committed(self, timeout: float = 30.0) -> float:
+        return metric(self.metrics(timeout), COMMITTED)
+
+    def queue_depth(self) -> float:
+        return metric(self.metrics(), QUEUE_DEPTH)
+
+
+def collector(workdir: Path, name: str, destinations: dict[str, dict], sync: str = "full") -> Collector:
+    """A collector with its own empty storage directory, configured for the benchmark."""
+    directory = workdir / name
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = {
+        "server": {"listen": f"{HOST}:{port}"},
+        "storage": {"path": str(directory / "data"), "sync": sync},
+        "logging": {"level": "warning"},
+        "sources": {"bench": {"write_key": WRITE_KEY}},
+        "destinations": destinations,
+    }
+    path = directory / "collector.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    argv = harness.python_module("collector", "run", "--config", str(path))
+    proc = Proc(f"collector ({name})", argv, directory / "collector.log").start()
+    url = f"http://{HOST}:{port}"
+    proc.wait_http(url + "/readyz", timeout=60)
+    return Collector(proc, url)
+
+
+def wait_for(predicate, timeout: float, what: str, procs: list[Proc] = ()) -> None:
+    """Poll until ``predicate()``; fail early if one of ``procs`` died."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        for p in procs:
+            p.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
