@@ -19,6 +19,7 @@ from collector.config.model import Config
 from collector.delivery.dispatcher import Dispatcher
 from collector.destinations.base import BuildContext
 from collector.destinations.registry import destination_class
+from collector.ingest.connections import GuardedAppRunner
 from collector.ingest.handlers import TrackingAPI
 from collector.log.event_log import EventLog
 from collector.log.maintenance import Maintenance
@@ -72,9 +73,10 @@ class Collector:
         self._gauges = asyncio.create_task(observability.refresh_gauges(self), name="gauges")
 
         app = self.build_web_app()
-        self._runner = web.AppRunner(
+        # A request's head must arrive within request_timeout too (aiohttp alone waits an hour).
+        self._runner = GuardedAppRunner(
             app, handle_signals=False, access_log=None, auto_decompress=False,
-            shutdown_timeout=config.server.shutdown_timeout,
+            shutdown_timeout=config.server.shutdown_timeout, head_timeout=config.server.request_timeout,
         )
         await self._runner.setup()
         host, port = parse_listen(config.server.listen)

@@ -32,6 +32,10 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
                 raw = await _read_all(request, limit + 1)
         except TimeoutError:
             raise IngestError(408, "request_timeout", f"the body did not arrive within {timeout:g}s") from None
+        except (ConnectionError, web.RequestPayloadError):
+            # The client went away mid-body (or broke its chunked encoding): nobody reads this
+            # answer, but it is a client error, not a server one to log with a traceback.
+            raise IngestError(400, "incomplete_body", "the connection ended before the whole body arrived") from None
     if len(raw) > limit:
         raise _too_large(limit)
     encoding = request.headers.get("Content-Encoding", "").strip().lower()

@@ -30,10 +30,14 @@ class CapacityGuard:
         self.used_bytes = 0
         self.free_bytes = 0
         self._full_until = 0.0
+        # Bytes of events appended since the last check (see EventLog.append).
+        self.unchecked_bytes = 0
 
     def check(self) -> bool:
         """Measure the database and the filesystem; update and return ``accepting``."""
-        self.used_bytes = sum(file_size(self._db + suffix) for suffix in ("", "-wal", "-shm"))
+        wal = file_size(self._db + "-wal")
+        self.used_bytes = file_size(self._db) + wal + file_size(self._db + "-shm")
+        self.unchecked_bytes = 0
         try:
             stat = os.statvfs(self._directory)
             self.free_bytes = stat.f_bavail * stat.f_frsize
@@ -41,12 +45,21 @@ class CapacityGuard:
             return self._set(False, f"cannot read free space: {error}")
         if time.monotonic() < self._full_until:
             return self._set(False, self.reason or "storage is full")
-        if self.max_bytes and self.used_bytes >= self.max_bytes:
-            return self._set(False, f"storage.max_bytes reached ({self.used_bytes} >= {self.max_bytes} bytes)")
-        if self.free_bytes < self.min_free_bytes:
+        # A checkpoint copies the WAL into the database file, which grows by up to the WAL's size
+        # while the WAL file is still there: both limits keep room for that. Else the files would
+        # overshoot max_bytes by up to the WAL at each checkpoint, and a disk filled with WAL could
+        # never be checkpointed (nor retention write its deletes): it would stay full for good.
+        if self.max_bytes and self.used_bytes + wal >= self.max_bytes:
             return self._set(
                 False,
-                f"free disk space below storage.min_free_bytes ({self.free_bytes} < {self.min_free_bytes} bytes)",
+                f"storage.max_bytes reached ({self.used_bytes} bytes, and {wal} more for the next checkpoint;"
+                f" {self.max_bytes} allowed)",
+            )
+        if self.min_free_bytes and self.free_bytes - wal < self.min_free_bytes:
+            return self._set(
+                False,
+                f"free disk space below storage.min_free_bytes ({self.free_bytes} bytes free, of which"
+                f" {wal} are kept for the next checkpoint; {self.min_free_bytes} wanted)",
             )
         return self._set(True, "")
 

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 StoredRow = tuple[int, str, int, bytes]  # (seq, source, received_ms, body)
 
+# Measure the storage again once this many bytes of events were appended since the last measure.
+_RECHECK_BYTES = 64 * 1024
+
 
 class EventLog:
     def __init__(self, config: StorageConfig, on_commit: Callable[[CommitStats], None] = lambda s: None) -> None:
@@ -64,8 +67,15 @@ class EventLog:
 
     async def append(self, source: str, rows: list[EventRow]) -> None:
         """Commit events durably. Raises StorageUnavailable when they could not be committed."""
-        if not self.capacity.accepting:
-            raise StorageUnavailable(self.capacity.reason)
+        capacity = self.capacity
+        # Maintenance measures every second; under load that is megabytes, more than a small
+        # storage.max_bytes or min_free_bytes. So measure again after every 64 KB of events too
+        # (a few stat calls).
+        capacity.unchecked_bytes += sum(len(row[3]) for row in rows)
+        if capacity.unchecked_bytes >= _RECHECK_BYTES:
+            capacity.check()
+        if not capacity.accepting:
+            raise StorageUnavailable(capacity.reason)
         assert self.writer is not None
         await self.writer.append(source, rows)
 

@@ -59,15 +59,18 @@ class Maintenance:
         last_retention = last_checkpoint = 0.0
         while True:
             try:
-                self.log.capacity.check()
+                # While storage refuses events, make room at every tick rather than every few seconds.
+                refusing = not self.log.capacity.check()
                 now = time.monotonic()
                 wal = file_size(db_path(self.log.config.path) + "-wal")
-                if wal > WAL_CHECKPOINT_BYTES or now - last_checkpoint >= self.checkpoint_every:
+                if refusing or wal > WAL_CHECKPOINT_BYTES or now - last_checkpoint >= self.checkpoint_every:
                     await self.checkpoint()
                     last_checkpoint = now
-                if now - last_retention >= self.retention_every:
+                if refusing or now - last_retention >= self.retention_every:
                     await self.apply_retention()
                     last_retention = now
+                if refusing:
+                    self.log.capacity.check()  # accept again as soon as the room is made
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failed round must not end maintenance; the next one retries
@@ -79,7 +82,11 @@ class Maintenance:
         assert conn is not None
         # PASSIVE copies what it can without waiting for readers or blocking the writer; once the
         # WAL is fully copied, the writer's next transaction starts it from the beginning again.
-        await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        # The file keeps its size, though, and counts against storage.max_bytes and the free
+        # space: while storage refuses events, TRUNCATE gives that space back (it may wait for
+        # readers and block the writer briefly, which only matters when events are flowing).
+        mode = "PASSIVE" if self.log.capacity.accepting else "TRUNCATE"
+        await conn.execute(f"PRAGMA wal_checkpoint({mode})")
 
     async def apply_retention(self) -> int:
         """Delete events every destination had longer ago than storage.retention. Returns how many."""
