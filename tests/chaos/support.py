@@ -15,13 +15,12 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Callable, TypeVar
 
 from aiohttp import web
 
 from tests.support.receiver import Receiver
+from tests.support.waiting import wait_until  # noqa: F401  (re-exported for the tests)
 
-T = TypeVar("T")
 
 
 def basic(write_key: str) -> str:
@@ -35,17 +34,6 @@ def rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError(f"no VmRSS for pid {pid}")
-
-
-def wait_until(what: str, check: Callable[[], T], timeout: float = 20.0, every: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
-        time.sleep(every)
 
 
 class Archive:

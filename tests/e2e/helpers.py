@@ -11,9 +11,9 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import Callable, TypeVar
 
-T = TypeVar("T")
+
+from tests.support.waiting import wait_until  # noqa: E402,F401  (re-exported for the tests)
 
 # What every e2e collector uses unless a test says otherwise: fast batching and retries, and no
 # free-disk floor (the machine is shared; a busy disk must not turn these tests into 503 tests).
@@ -72,18 +72,6 @@ def post(url: str, path: str, body: dict, write_key: str | None = None, timeout:
             return answer.status, json.loads(answer.read() or b"{}")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
-
-
-def wait_until(what: str, check: Callable[[], T], timeout: float = 20.0, every: float = 0.02) -> T:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
-        time.sleep(every)
 
 
 def by_message_id(events: list[dict]) -> Counter[str]:
