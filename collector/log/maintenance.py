@@ -80,8 +80,9 @@ class Maintenance:
     async def checkpoint(self) -> None:
         conn = self.log.maintenance_conn
         assert conn is not None
-        # PASSIVE copies what it can without waiting for readers or blocking the writer; once the
-        # WAL is fully copied, the writer's next transaction starts it from the beginning again.
+        # PASSIVE copies what it can without waiting for readers or blocking the writer. Under
+        # steady load it never catches up entirely, so the writer itself empties the WAL once it
+        # is large (Writer._restart_wal_if_large); this keeps that last step short.
         # The file keeps its size, though, and counts against storage.max_bytes and the free
         # space: while storage refuses events, TRUNCATE gives that space back (it may wait for
         # readers and block the writer briefly, which only matters when events are flowing).
