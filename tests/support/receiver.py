@@ -86,6 +86,9 @@ class Receiver:
         raise AssertionError(f"expected {count} events, received {len(self.events())}")
 
     def stop(self) -> None:
+        # Close the server and its open connections first, so that no handler task is left
+        # pending (and reported as destroyed) when the loop goes away.
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -93,7 +96,7 @@ class Receiver:
         asyncio.set_event_loop(self._loop)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, auto_decompress=False)  # record bodies as sent
+        runner = self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)  # bodies as sent
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
