@@ -100,10 +100,8 @@ class Collector:
 
     def _add_browser_routes(self, app: web.Application, api: TrackingAPI) -> None:
         browser = self.config.browser
-        if not browser.enabled:
-            return
-        add_browser_routes(app, self.config)
-        if browser.cookie.enabled:
+        add_browser_routes(app, self.config)  # nothing when browser.enabled is false
+        if browser.enabled and browser.cookie.enabled:
             api.response_hooks.append(
                 lambda request, response, anonymous_id: refresh_anonymous_id_cookie(
                     request, response, anonymous_id, browser

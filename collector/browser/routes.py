@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import json
 import re
+from functools import lru_cache
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import msgspec
 from aiohttp import web
 
 from collector import __version__
+from collector.config.model import Config
 from collector.ingest.client_ip import ClientAddress
 from collector.browser.config import BrowserConfig
 
@@ -49,33 +51,32 @@ _JS = "application/javascript"
 # Helpers the rest of the app may use too
 
 
-def browser_config(config: Any) -> BrowserConfig:
-    """The ``browser:`` section of a Config (defaults when the Config has none)."""
-    return getattr(config, "browser", None) or BrowserConfig()
-
-
-def source_for_write_key(config: Any, write_key: str) -> str | None:
+def source_for_write_key(config: Config, write_key: str) -> str | None:
     """The name of the enabled source with this write key, else None."""
-    for name, source in (getattr(config, "sources", None) or {}).items():
-        if getattr(source, "write_key", None) == write_key and getattr(source, "enabled", True):
+    for name, source in config.sources.items():
+        if source.write_key == write_key and source.enabled:
             return name
     return None
 
 
-def public_origin(request: web.Request, config: Any) -> str:
+@lru_cache(maxsize=16)
+def _client_address(trusted_proxies: tuple[str, ...]) -> ClientAddress:
+    return ClientAddress(list(trusted_proxies))
+
+
+def public_origin(request: web.Request, config: Config) -> str:
     """The origin browsers reach the collector at, e.g. ``https://data.example.com`` (no trailing
     slash; may carry a path prefix when ``server.public_url`` has one).
 
     ``server.public_url`` when set; else the request's scheme and Host, with
     ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` believed only from ``server.trusted_proxies``.
     """
-    server = getattr(config, "server", None)
-    public_url = getattr(server, "public_url", None)
-    if public_url:
-        return public_url.rstrip("/")
+    server = config.server
+    if server.public_url:
+        return server.public_url.rstrip("/")
     scheme = request.scheme
     host = request.headers.get("Host") or ""
-    if ClientAddress(list(getattr(server, "trusted_proxies", None) or [])).is_trusted(request.remote):
+    if _client_address(tuple(server.trusted_proxies)).is_trusted(request.remote):
         proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         if proto in ("http", "https"):
             scheme = proto
@@ -83,7 +84,7 @@ def public_origin(request: web.Request, config: Any) -> str:
         if forwarded_host:
             host = forwarded_host
     if not _HOST.match(host):
-        host = getattr(server, "listen", None) or "localhost"
+        host = server.listen
     return f"{scheme}://{host}"
 
 
@@ -161,13 +162,13 @@ def render_library(write_key: str, origin: str, browser: BrowserConfig) -> str:
     return _CONFIG_SLOT.sub(lambda _: literal, _library_template(), count=1)
 
 
-def settings_json(write_key: str, origin: str, browser: BrowserConfig, config: Any = None) -> dict:
+def settings_json(write_key: str, origin: str, browser: BrowserConfig, config: Config | None = None) -> dict:
     """The ``/v1/projects/{writeKey}/settings`` document for the official bundle: Segment.io only,
     aimed at the collector; no remote plugins or middleware (nothing else is downloaded); metrics
     off and aimed at the collector anyway; consent categories from ``browser.consent_categories``."""
     protocol, api_host = _api_host(origin)
-    destinations = (getattr(config, "destinations", None) or {}).values()
-    unmapped = not destinations or any(not getattr(d, "consent_categories", None) for d in destinations)
+    destinations = config.destinations.values() if config is not None else ()
+    unmapped = not destinations or any(not d.consent_categories for d in destinations)
     return {
         "integrations": {
             "Segment.io": {
@@ -295,7 +296,7 @@ class _Cached(msgspec.Struct):
 
 
 class BrowserRoutes:
-    def __init__(self, config: Any, browser: BrowserConfig) -> None:
+    def __init__(self, config: Config, browser: BrowserConfig) -> None:
         self.config = config
         self.browser = browser
         self.bundle_dir: Path | None = None
@@ -333,7 +334,7 @@ class BrowserRoutes:
         return entry
 
     def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
-        allowed = list(getattr(getattr(getattr(self.config, "server", None), "cors", None), "allowed_origins", ["*"]))
+        allowed = self.config.server.cors.allowed_origins
         origin = request.headers.get("Origin")
         if "*" in allowed:
             response.headers["Access-Control-Allow-Origin"] = "*"
@@ -349,7 +350,7 @@ class BrowserRoutes:
             "Cross-Origin-Resource-Policy": "cross-origin",
             "X-Content-Type-Options": "nosniff",
         }
-        if not getattr(getattr(self.config, "server", None), "public_url", None):
+        if not self.config.server.public_url:
             headers["Vary"] += ", X-Forwarded-Proto, X-Forwarded-Host"
         if entry.etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
             response = web.Response(status=304, headers=headers)
@@ -436,13 +437,13 @@ class BrowserRoutes:
         )
 
 
-def add_browser_routes(app: web.Application, config: Any) -> None:
+def add_browser_routes(app: web.Application, config: Config) -> None:
     """Add the browser routes (see the module docstring) to the ingestion app.
 
     Raises ValueError when ``browser.official_bundle_dir`` is set but holds no ``standalone.js``.
     Does nothing when ``browser.enabled`` is false.
     """
-    browser = browser_config(config)
+    browser = config.browser
     if not browser.enabled:
         return
     routes = BrowserRoutes(config, browser)

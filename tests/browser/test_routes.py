@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import aiohttp
 import msgspec
@@ -18,14 +17,14 @@ from tests.browser.harness import WRITE_KEY
 from collector.browser.config import BrowserConfig
 from collector.browser.cookies import refresh_anonymous_id_cookie
 from collector.browser.routes import add_browser_routes, render_snippet
-from collector.config.model import ServerConfig, SourceConfig
+from collector.config.model import Config, ServerConfig, SourceConfig
 from collector.config.units import decode_hook
 
 MAX_GZIPPED = 8 * 1024
 
 
-def make_config(browser: BrowserConfig | None = None, **server) -> SimpleNamespace:
-    return SimpleNamespace(
+def make_config(browser: BrowserConfig | None = None, **server) -> Config:
+    return Config(
         server=ServerConfig(**server),
         sources={"website": SourceConfig(write_key=WRITE_KEY), "old": SourceConfig(write_key="wk_off", enabled=False)},
         destinations={},
