@@ -1,9 +1,9 @@
 """The durable log: what ingestion appends to and what every dispatcher reads from.
 
-Three connections to one WAL-mode SQLite file: the writer (group commit, every write, on its own
-thread), the reader
-(dispatchers' range scans; WAL readers never block the writer) and the maintenance connection
-(checkpoints and size queries, so that a checkpoint never sits inside a commit).
+Three connections to one WAL-mode SQLite file: the writer (group commit, every write, in the log
+writer process), the reader (dispatchers' range scans; WAL readers never block the writer) and the
+maintenance connection (checkpoints and size queries, so that a checkpoint never sits inside a
+commit).
 """
 
 from __future__ import annotations

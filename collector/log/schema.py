@@ -76,7 +76,7 @@ def _pragmas(sync: str) -> list[str]:
 
 
 def open_writer(directory: str, sync: str) -> sqlite3.Connection:
-    """The writer's plain connection, used only from the writer's own thread; creates the schema."""
+    """The log writer process's connection (collector/log/writer_process.py); creates the schema."""
     os.makedirs(directory, exist_ok=True)
     # The writer prepares one statement per chunk size (see writer.py): room for all of them.
     conn = sqlite3.connect(db_path(directory), isolation_level=None, check_same_thread=False, cached_statements=1024)

@@ -1,16 +1,13 @@
 """Group commit: the one writer of the log.
 
 Request handlers, dispatchers and maintenance hand their writes to this object and await a future.
-The writer takes everything pending, writes it in ONE transaction on its own thread, commits, then
-resolves every future: one fsync is shared by all concurrent requests, and an HTTP 200 goes out
-only after the COMMIT that holds its events.
+The writer takes everything pending, has it written in ONE transaction, then resolves every
+future: one fsync is shared by all concurrent requests, and an HTTP 200 goes out only after the
+COMMIT that holds its events.
 
-The writer owns a plain sqlite3 connection. A group's statements run on the event loop's thread
-(they are CPU work, microseconds a row) and only the COMMIT, which waits for the disk (fsync), runs
-on a thread of its own while the loop goes on serving requests. Measured on a 2-core machine, this
-served 1.7x the single-event requests of running the whole transaction on a thread: there, every
-statement had to win the GIL back from the busy event loop (and with aiosqlite, one await per
-statement, commits took milliseconds instead of microseconds).
+The transaction itself runs in the log writer process (collector/log/writer_process.py, which says
+why a process): this side only gathers the group, sends it, and awaits the outcome, so the event
+loop goes on serving requests while the rows are written and the disk syncs.
 """
 
 from __future__ import annotations
@@ -18,49 +15,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import sys
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from collector.log import schema
-from collector.log.capacity import file_size
+import msgspec
+
 from collector.log.errors import StorageUnavailable
+from collector.log.writer_process import Group, Hello, Outcome, frame
 
 log = logging.getLogger(__name__)
 
-# Events are written in chunks of up to this many rows, one multi-row statement per chunk: each
-# statement releases the GIL once for all its rows, where executemany would take it back after
-# every row and, with the event loop busy on the main thread, wait for it each time.
-_CHUNK = 256
-
-
-def _insert_events_sql(count: int) -> str:
-    return "INSERT INTO events (source, message_id, received, body) VALUES " + ",".join(["(?,?,?,?)"] * count)
-
-
-def _seen_ids_sql(count: int) -> str:
-    return (
-        "SELECT message_id FROM events WHERE source = ? AND received > ? AND message_id IN ("
-        + ",".join(["?"] * count)
-        + ")"
-    )
-
-
-_UPSERT_CURSOR = """
-INSERT INTO cursors (destination, seq, updated) VALUES (?, ?, ?)
-ON CONFLICT (destination) DO UPDATE SET seq = excluded.seq, updated = excluded.updated
-"""
-_INSERT_DEAD_LETTER = """
-INSERT INTO dead_letters (destination, seq, source, received, failed, reason, body)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-"""
-
 EventRow = tuple[str, str, int, bytes]
 
-# The writer empties the WAL once it passes this size (see Writer._restart_wal_if_large).
+# The writer empties the WAL once it passes this size (see LogWriter._restart_wal_if_large).
 WAL_RESTART_BYTES = 64 * 1024 * 1024
+# How long the writer process may take to open the file, and to finish once told to stop.
+_START_TIMEOUT = 60.0
+_STOP_TIMEOUT = 60.0
+# After the writer process could not be started, wait this long before trying again.
+_RESPAWN_DELAY = 1.0
 
 
 @dataclass(slots=True)
@@ -78,6 +54,15 @@ class _Group:
     def __len__(self) -> int:
         return len(self.waiters) + len(self.statements) + len(self.scripts)
 
+    def wire(self) -> Group:
+        return Group(
+            events=self.events,  # type: ignore[arg-type]
+            cursors=self.cursors,
+            dead_letters=self.dead_letters,
+            statements=self.statements,  # type: ignore[arg-type]
+            scripts=[script for script, _ in self.scripts],
+        )
+
 
 @dataclass(slots=True)
 class CommitStats:
@@ -86,6 +71,15 @@ class CommitStats:
     committed: dict[str, int]  # source -> rows inserted
     duplicates: dict[str, int]  # source -> rows dropped as duplicates
     seconds: float
+
+
+class WriterProcessError(Exception):
+    """The log writer process could not be started, or stopped answering."""
+
+
+def writer_command(directory: str, sync: str, dedup_window_ms: int, wal_restart_bytes: int) -> list[str]:
+    return [sys.executable, "-m", "collector.log.writer_process", directory, sync, str(dedup_window_ms),
+            str(wal_restart_bytes)]
 
 
 class Writer:
@@ -102,30 +96,30 @@ class Writer:
         self._dedup_window_ms = int(dedup_window_ms)
         self._on_commit = on_commit
         self._on_failure = on_failure
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-writer")
-        self._conn: sqlite3.Connection | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._encoder = msgspec.msgpack.Encoder()
+        self._outcome_decoder = msgspec.msgpack.Decoder(Outcome)
         self._group = _Group()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._closing = False
-        self._wal_path = schema.db_path(directory) + "-wal"
-        self._next_wal_check = 0.0
 
     async def open(self) -> None:
-        """Open the file (creating the schema) on the writer's thread, then start taking writes."""
-        loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(self._thread, schema.open_writer, self._directory, self._sync)
+        """Start the writer process (it opens the file and creates the schema), then take writes.
+        Raises RuntimeError when the file cannot be opened, e.g. one written by a newer collector."""
+        try:
+            await self._spawn()
+        except WriterProcessError as error:
+            raise RuntimeError(str(error)) from None
         self._task = asyncio.create_task(self._run(), name="log-writer")
 
     async def stop(self) -> None:
-        """Commit what is pending, then stop and close the connection."""
+        """Commit what is pending, then stop the writer process."""
         self._closing = True
         self._wakeup.set()
         if self._task:
             await self._task
-        if self._conn is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
-        self._thread.shutdown(wait=True)
+        await self._stop_process()
 
     # -- what callers hand in ------------------------------------------------------------------
 
@@ -176,7 +170,6 @@ class Writer:
     # -- the writer task -------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -184,125 +177,105 @@ class Writer:
             if len(group):
                 started = time.perf_counter()
                 try:
-                    committed, duplicates, rowcounts = self._stage(group)
-                    await loop.run_in_executor(self._thread, self._commit)
-                except (sqlite3.Error, OSError, ValueError) as error:
-                    self._rollback()
-                    self._failed(group, error)
+                    outcome = await self._write(group)
+                except WriterProcessError as error:
+                    log.error("%s", error)
+                    _fail_all(group, StorageUnavailable(str(error)))
                 else:
-                    _resolve(group.waiters, None)
-                    for future, rowcount in zip(group.statement_waiters, rowcounts):
-                        _resolve([future], rowcount)
-                    self._on_commit(CommitStats(committed, duplicates, time.perf_counter() - started))
-                for script, future in group.scripts:
-                    try:
-                        await loop.run_in_executor(self._thread, self._run_script, script)
-                    except (sqlite3.Error, OSError) as error:
-                        _fail([future], StorageUnavailable(_describe(error)))
-                    else:
-                        _resolve([future], None)
-                await self._restart_wal_if_large(loop)
+                    self._settle(group, outcome, time.perf_counter() - started)
             if self._closing and not len(self._group):
                 return
 
-    async def _restart_wal_if_large(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Under steady load the WAL never empties by itself: a PASSIVE checkpoint (maintenance
-        runs one every few seconds, on its own connection) copies frames back while commits keep
-        appending, and SQLite starts the WAL over only when a write begins after *every* frame was
-        copied. So when the WAL has grown past WAL_RESTART_BYTES, the writer, between two commits,
-        runs a TRUNCATE checkpoint itself: it copies the few frames the passive one has not yet,
-        and empties the file. Writes wait for it, briefly."""
-        now = time.monotonic()
-        if now < self._next_wal_check:
-            return
-        self._next_wal_check = now + 0.25
-        if file_size(self._wal_path) < WAL_RESTART_BYTES:
-            return
+    async def _write(self, group: _Group) -> Outcome:
+        """Send the group to the writer process and wait for what became of it. A process that
+        died (or was killed) is started again for the next group; the group it held fails, and its
+        clients retry (if it had committed, the retry is dropped as a duplicate)."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            await self._respawn()
+            process = self._process
+        assert process is not None and process.stdin is not None and process.stdout is not None
         try:
-            await loop.run_in_executor(self._thread, self._checkpoint_truncate)
-        except sqlite3.Error as error:
-            log.warning("WAL checkpoint failed: %s", error)
+            process.stdin.write(frame(self._encoder.encode(group.wire())))
+            await process.stdin.drain()
+            head = await process.stdout.readexactly(4)
+            payload = await process.stdout.readexactly(int.from_bytes(head, "big"))
+        except (asyncio.IncompleteReadError, ConnectionError) as error:
+            code = await _exit_code(process)
+            self._process = None
+            raise WriterProcessError(f"the log writer process stopped (exit code {code}): {error}") from None
+        return self._outcome_decoder.decode(payload)
 
-    def _checkpoint_truncate(self) -> None:
-        assert self._conn is not None
-        busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy:
-            log.info("WAL checkpoint could not finish (a reader is still using old pages); will retry")
+    def _settle(self, group: _Group, outcome: Outcome, seconds: float) -> None:
+        for note in outcome.notes:
+            log.warning("log writer: %s", note)
+        if outcome.error is not None:
+            error: Exception = OSError(outcome.error) if outcome.error_kind == "os" else sqlite3.OperationalError(outcome.error)
+            log.error("commit failed: %s", error, extra={"events": sum(map(len, group.events.values()))})
+            self._on_failure(error)
+            failure = StorageUnavailable(_describe(error))
+            _fail(group.waiters, failure)
+            _fail(group.statement_waiters, failure)
+        else:
+            _resolve(group.waiters, None)
+            for future, rowcount in zip(group.statement_waiters, outcome.rowcounts):
+                _resolve([future], rowcount)
+            self._on_commit(CommitStats(outcome.committed, outcome.duplicates, seconds))
+        for (_, future), script_error in zip(group.scripts, outcome.script_errors):
+            if script_error is None:
+                _resolve([future], None)
+            else:
+                _fail([future], StorageUnavailable(_describe(sqlite3.OperationalError(script_error))))
 
-    def _stage(self, group: _Group) -> tuple[dict[str, int], dict[str, int], list[int]]:
-        """The group's statements, in one transaction left open for ``_commit``."""
-        conn = self._conn
-        assert conn is not None
-        committed: dict[str, int] = {}
-        duplicates: dict[str, int] = {}
-        rowcounts: list[int] = []
-        conn.execute("BEGIN IMMEDIATE")
-        for source, rows in group.events.items():
-            inserted = self._insert_events(conn, source, rows)
-            committed[source] = inserted
-            duplicates[source] = len(rows) - inserted
-        if group.dead_letters:
-            conn.executemany(_INSERT_DEAD_LETTER, group.dead_letters)
-        if group.cursors:
-            now = int(time.time() * 1000)
-            conn.executemany(_UPSERT_CURSOR, [(d, s, now) for d, s in group.cursors.items()])
-        for sql, params in group.statements:
-            cursor = conn.execute(sql, params)
-            cursor.fetchall()
-            rowcounts.append(cursor.rowcount)
-        return committed, duplicates, rowcounts
+    # -- the writer process ------------------------------------------------------------------------
 
-    def _commit(self) -> None:
-        """On the writer's thread: wait for the disk."""
-        assert self._conn is not None
-        self._conn.execute("COMMIT")
-
-    def _rollback(self) -> None:
-        conn = self._conn
-        if conn is not None and conn.in_transaction:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error as error:  # e.g. SQLite already rolled back after a full disk
-                log.warning("rollback failed: %s", error)
-
-    def _insert_events(self, conn: sqlite3.Connection, source: str, rows: list[EventRow]) -> int:
-        """Insert the events whose messageId this source has not sent within the dedup window
-        (nor earlier in this group); returns how many were inserted."""
-        unique: dict[str, EventRow] = {}
-        for row in rows:
-            unique.setdefault(row[1], row)  # the first of repeats within the group wins
-        fresh_rows = list(unique.values())
-        inserted = 0
-        for start in range(0, len(fresh_rows), _CHUNK):
-            chunk = fresh_rows[start : start + _CHUNK]
-            ids = [row[1] for row in chunk]
-            # One window start for the chunk (its oldest event's), at most a few ms earlier than
-            # each event's own: a negligible widening of the window, for one lookup per chunk.
-            since = min(row[2] for row in chunk) - self._dedup_window_ms
-            seen = {m for (m,) in conn.execute(_seen_ids_sql(len(ids)), (source, since, *ids))}
-            if seen:
-                chunk = [row for row in chunk if row[1] not in seen]
-            if chunk:
-                conn.execute(_insert_events_sql(len(chunk)), [value for row in chunk for value in row])
-                inserted += len(chunk)
-        return inserted
-
-    def _run_script(self, script: str) -> None:
-        conn = self._conn
-        assert conn is not None
+    async def _spawn(self) -> None:
+        # Read at spawn time, not import time, so that tests can lower it.
+        argv = writer_command(self._directory, self._sync, self._dedup_window_ms, WAL_RESTART_BYTES)
+        # stderr is inherited: a crash's traceback lands in the collector's own log (the journal).
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**20
+        )
+        assert process.stdout is not None
         try:
-            conn.executescript(f"BEGIN IMMEDIATE; {script}; COMMIT;")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            head = await asyncio.wait_for(process.stdout.readexactly(4), _START_TIMEOUT)
+            hello = msgspec.msgpack.decode(await process.stdout.readexactly(int.from_bytes(head, "big")), type=Hello)
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError) as error:
+            process.kill()
+            code = await _exit_code(process)
+            raise WriterProcessError(f"the log writer process did not start (exit code {code}): {error!r}") from None
+        if hello.error is not None:
+            await _exit_code(process)
+            raise WriterProcessError(hello.error)
+        self._process = process
 
-    def _failed(self, group: _Group, error: Exception) -> None:
-        log.error("commit failed: %s", error, extra={"events": sum(map(len, group.events.values()))})
-        self._on_failure(error)
-        failure = StorageUnavailable(_describe(error))
-        _fail(group.waiters, failure)
-        _fail(group.statement_waiters, failure)
+    async def _respawn(self) -> None:
+        log.warning("starting the log writer process again")
+        try:
+            await self._spawn()
+        except WriterProcessError as error:
+            await asyncio.sleep(_RESPAWN_DELAY)  # don't spin while, say, the disk is unreadable
+            raise WriterProcessError(f"the log writer process could not be started again: {error}") from None
+
+    async def _stop_process(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()  # the process finishes its group, if any, and exits at end of input
+        try:
+            await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.error("the log writer process did not stop within %.0fs; killing it", _STOP_TIMEOUT)
+            process.kill()
+            await process.wait()
+
+
+async def _exit_code(process: asyncio.subprocess.Process) -> int | None:
+    try:
+        return await asyncio.wait_for(process.wait(), 5.0)
+    except asyncio.TimeoutError:
+        return None
 
 
 def _resolve(futures: list[asyncio.Future], value: Any) -> None:
@@ -315,6 +288,12 @@ def _fail(futures: list[asyncio.Future], error: Exception) -> None:
     for future in futures:
         if not future.done():
             future.set_exception(error)
+
+
+def _fail_all(group: _Group, error: Exception) -> None:
+    _fail(group.waiters, error)
+    _fail(group.statement_waiters, error)
+    _fail([future for _, future in group.scripts], error)
 
 
 def _describe(error: Exception) -> str:

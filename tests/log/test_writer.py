@@ -1,11 +1,16 @@
 import asyncio
 import os
+import signal
 import time
+
+import pytest
 
 from collector.config.model import StorageConfig
 from collector.log import writer
 from collector.log.event_log import EventLog
+from collector.log.errors import StorageUnavailable
 from collector.log.maintenance import Maintenance
+from tests.support.process import CollectorProcess
 
 
 async def wal_peak_under_continuous_writes(tmp_path, restart_bytes: int, monkeypatch) -> int:
@@ -33,7 +38,6 @@ async def wal_peak_under_continuous_writes(tmp_path, restart_bytes: int, monkeyp
     clients = asyncio.gather(*(client(n) for n in range(4)))
     try:
         while not clients.done():
-            log.writer._next_wal_check = 0  # look at every commit in this test
             peak = max(peak, os.path.getsize(wal) if wal.exists() else 0)
             await asyncio.sleep(0.002)
         await clients
@@ -52,3 +56,85 @@ async def test_the_wal_is_emptied_under_continuous_writes(tmp_path, monkeypatch)
 async def test_without_the_restart_the_wal_would_grow(tmp_path, monkeypatch):
     # The reason for the restart: passive checkpoints alone never get the WAL started over.
     assert await wal_peak_under_continuous_writes(tmp_path / "b", 10**12, monkeypatch) > 8 * 1024 * 1024
+
+
+# -- the log writer process ---------------------------------------------------------------------
+
+
+async def test_a_killed_writer_process_is_started_again(tmp_path):
+    log = EventLog(StorageConfig(path=str(tmp_path / "data")))
+    await log.open()
+    try:
+        now = int(time.time() * 1000)
+        await log.append("web", [("web", "before", now, b"{}")])
+        first = log.writer._process
+        first.kill()
+        await first.wait()
+        await log.append("web", [("web", "after", now, b"{}")])
+        assert log.writer._process.pid != first.pid
+        assert len(await log.read_after(0, 10)) == 2
+    finally:
+        await log.close()
+
+
+async def test_a_writer_process_dying_under_a_group_fails_only_that_group(tmp_path):
+    log = EventLog(StorageConfig(path=str(tmp_path / "data")))
+    await log.open()
+    try:
+        now = int(time.time() * 1000)
+        first = log.writer._process
+        os.kill(first.pid, signal.SIGKILL)  # not reaped yet: the writer finds out by writing to it
+        try:
+            await log.append("web", [("web", "maybe", now, b"{}")])
+        except StorageUnavailable as error:
+            assert "log writer process" in str(error)
+        await log.append("web", [("web", "after", now, b"{}")])
+        assert log.writer._process.pid != first.pid
+        assert [row[3] for row in await log.read_after(0, 10)][-1] == b"{}"
+    finally:
+        await log.close()
+
+
+async def test_the_writer_process_stops_with_the_log(tmp_path):
+    log = EventLog(StorageConfig(path=str(tmp_path / "data")))
+    await log.open()
+    process = log.writer._process
+    await log.close()
+    assert process.returncode == 0
+
+
+def test_the_writer_process_does_not_outlive_a_killed_collector(tmp_path):
+    collector = CollectorProcess(tmp_path, {"sources": {"web": {"write_key": "wk"}}}).start()
+    children = _children(collector.proc.pid)
+    assert children, "the collector runs no log writer process"
+    collector.kill()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in children)
+
+
+def test_sigterm_to_the_whole_process_group_still_finishes_cleanly(tmp_path):
+    # systemd sends SIGTERM to every process of the service: the writer must not die before the
+    # collector has committed what it acknowledged.
+    collector = CollectorProcess(tmp_path, {"sources": {"web": {"write_key": "wk"}}}).start()
+    children = _children(collector.proc.pid)
+    for pid in children:
+        os.kill(pid, signal.SIGTERM)
+    time.sleep(0.2)
+    assert all(_alive(pid) for pid in children)
+    assert collector.stop() == 0
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    with open(path) as f:
+        return [int(child) for child in f.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
