@@ -63,6 +63,11 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
+def _is_canonical(text: str) -> bool:
+    """Whether ``text`` (a valid ISO-8601 date) is already written as iso() would write it."""
+    return len(text) == 24 and text[23] == "Z" and text[19] == "." and text[10] == "T"
+
+
 def parse_time(value: object, field: str) -> datetime:
     if not isinstance(value, str):
         raise EventError("invalid_timestamp", f"{field} must be an ISO-8601 string")
@@ -185,7 +190,10 @@ def _fix_clock(event: dict, facts: RequestFacts) -> None:
         original = parse_time(timestamp, "timestamp")
         event["originalTimestamp"] = timestamp
         try:
-            event["timestamp"] = iso(facts.received - (sent - original)) if sent is not None else iso(original)
+            if sent is not None:
+                event["timestamp"] = iso(facts.received - (sent - original))
+            elif not _is_canonical(timestamp):  # most SDKs already send it as iso() writes it
+                event["timestamp"] = iso(original)
         except OverflowError:  # e.g. year 1 with a +01:00 offset, or sentAt 9999 vs timestamp 0001
             raise EventError("invalid_timestamp", "timestamp (corrected by sentAt) is out of range") from None
     event["receivedAt"] = facts.received_iso

@@ -385,3 +385,15 @@ def test_the_limit_counts_encoded_bytes_not_characters() -> None:
 
 def test_text_that_is_not_unicode_is_rejected() -> None:
     assert rejected(track(properties={"bad": "\ud800"})) == "invalid_utf8"
+
+
+@pytest.mark.parametrize("sent, stored_as", [
+    ("2024-05-01T12:00:00.000Z", "2024-05-01T12:00:00.000Z"),  # already canonical: kept as sent
+    ("2024-05-01t12:00:00.000Z", "2024-05-01T12:00:00.000Z"),
+    ("2024-05-01 12:00:00.5+00:00", "2024-05-01T12:00:00.500Z"),
+    ("2024-05-01T12:00:00.123456Z", "2024-05-01T12:00:00.123Z"),
+])
+def test_timestamp_without_sent_at_is_written_canonically(sent: str, stored_as: str) -> None:
+    facts = request_facts("10.0.0.1")
+    _, body = normalize({"type": "track", "event": "E", "userId": "u", "timestamp": sent}, None, facts, 32_000)
+    assert msgspec.json.decode(body)["timestamp"] == stored_as
