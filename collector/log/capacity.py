@@ -10,6 +10,7 @@ import logging
 import os
 import time
 
+from collector.log.dedup import dedup_path
 from collector.log.schema import db_path
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ _FULL_HOLD_SECONDS = 2.0
 class CapacityGuard:
     def __init__(self, directory: str, max_bytes: int, min_free_bytes: int) -> None:
         self._db = db_path(directory)
+        self._dedup = dedup_path(directory)
         self._directory = directory
         self.max_bytes = max_bytes
         self.min_free_bytes = min_free_bytes
@@ -36,7 +38,9 @@ class CapacityGuard:
     def check(self) -> bool:
         """Measure the database and the filesystem; update and return ``accepting``."""
         wal = file_size(self._db + "-wal")
-        self.used_bytes = file_size(self._db) + wal + file_size(self._db + "-shm")
+        self.used_bytes = file_size(self._db) + wal + file_size(self._db + "-shm") + sum(
+            file_size(self._dedup + suffix) for suffix in ("", "-wal", "-shm")
+        )
         self.unchecked_bytes = 0
         try:
             stat = os.statvfs(self._directory)

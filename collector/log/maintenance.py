@@ -109,7 +109,7 @@ class Maintenance:
         deleted = 0
         if rows:
             mark_at, safe_seq = rows[0]
-            # Events stay at least as long as the dedup window, since they are the dedup index.
+            # Events stay at least as long as the dedup window: the dedup file is rebuilt from them.
             received_before = now - int(cfg.dedup_window * 1000)
             while True:
                 count = await writer.execute(

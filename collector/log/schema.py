@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS events (
     received   INTEGER NOT NULL,            -- ms since the epoch, server clock
     body       BLOB    NOT NULL             -- the enriched event, compact JSON
 );
-CREATE INDEX IF NOT EXISTS events_by_message_id ON events (source, message_id);
+-- Dedup by messageId is not an index here but a file of its own: see dedup.py.
+DROP INDEX IF EXISTS events_by_message_id;
 
 -- The last seq each destination has delivered (or dead-lettered) in order.
 CREATE TABLE IF NOT EXISTS cursors (

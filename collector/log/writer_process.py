@@ -22,6 +22,7 @@ writer is done.
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import struct
@@ -33,10 +34,13 @@ import msgspec
 
 from collector.log import schema
 from collector.log.capacity import file_size
+from collector.log.dedup import DedupStore
 
 # Events are written in chunks of up to this many rows, one multi-row statement per chunk.
 _CHUNK = 256
 _LENGTH = struct.Struct(">I")
+# Below this size the WAL is never restarted early for lack of free space.
+_EARLY_RESTART_MIN_BYTES = 1024 * 1024
 # A TRUNCATE checkpoint that finds another checkpoint running is tried again this many times.
 _CHECKPOINT_ATTEMPTS = 5
 
@@ -73,14 +77,6 @@ def _insert_events_sql(count: int) -> str:
     return "INSERT INTO events (source, message_id, received, body) VALUES " + ",".join(["(?,?,?,?)"] * count)
 
 
-def _seen_ids_sql(count: int) -> str:
-    return (
-        "SELECT message_id FROM events WHERE source = ? AND received > ? AND message_id IN ("
-        + ",".join(["?"] * count)
-        + ")"
-    )
-
-
 _UPSERT_CURSOR = """
 INSERT INTO cursors (destination, seq, updated) VALUES (?, ?, ?)
 ON CONFLICT (destination) DO UPDATE SET seq = excluded.seq, updated = excluded.updated
@@ -94,21 +90,29 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 class LogWriter:
     """The writing side of the log file, one group at a time."""
 
-    def __init__(self, conn: sqlite3.Connection, wal_path: str, dedup_window_ms: int, wal_restart_bytes: int):
+    def __init__(self, conn: sqlite3.Connection, wal_path: str, dedup: DedupStore, wal_restart_bytes: int):
         self.conn = conn
         self.wal_path = wal_path
-        self.dedup_window_ms = dedup_window_ms
+        self.dedup = dedup
+        self.dedup_window_ms = dedup.window_ms
         self.wal_restart_bytes = wal_restart_bytes
+        self._inserted: list[tuple[str, str, int]] = []  # (source, messageId, received) this group
+        self._last_seq = 0
 
     def write(self, group: Group) -> Outcome:
         outcome = Outcome()
+        self._inserted = []
         try:
+            if self.dedup.conn is None:
+                self.dedup.open(self.conn)  # after a failure: read back what it missed
             self._stage(group, outcome)
             self.conn.execute("COMMIT")
         except (sqlite3.Error, OSError, ValueError) as error:
             self._rollback(outcome)
             outcome = Outcome(error=str(error), error_kind="os" if isinstance(error, OSError) else "sqlite",
                               notes=outcome.notes)
+        else:
+            self._remember_ids(outcome)
         for script in group.scripts:
             outcome.script_errors.append(self._run_script(script))
         self._restart_wal_if_large(outcome)
@@ -146,13 +150,25 @@ class LogWriter:
             # One window start for the chunk (its oldest event's), at most a few ms earlier than
             # each event's own: a negligible widening of the window, for one lookup per chunk.
             since = min(row[2] for row in chunk) - self.dedup_window_ms
-            seen = {m for (m,) in conn.execute(_seen_ids_sql(len(ids)), (source, since, *ids))}
+            seen = self.dedup.seen(source, ids, since)
             if seen:
                 chunk = [row for row in chunk if row[1] not in seen]
             if chunk:
-                conn.execute(_insert_events_sql(len(chunk)), [value for row in chunk for value in row])
+                cursor = conn.execute(_insert_events_sql(len(chunk)), [value for row in chunk for value in row])
+                self._last_seq = cursor.lastrowid or self._last_seq
+                self._inserted.extend((source, row[1], row[2]) for row in chunk)
                 inserted += len(chunk)
         return inserted
+
+    def _remember_ids(self, outcome: Outcome) -> None:
+        """After the log's commit: the new ids go to the dedup file. If that fails, the file is
+        closed and reopened at the next group, reading back from the log what it missed."""
+        try:
+            self.dedup.record(self._inserted, self._last_seq)
+            self.dedup.commit_if_due()
+        except (sqlite3.Error, OSError) as error:
+            outcome.notes.append(f"dedup file: {error}; it will be caught up from the log")
+            self.dedup.close(commit=False)
 
     def _rollback(self, outcome: Outcome) -> None:
         if self.conn.in_transaction:
@@ -173,14 +189,27 @@ class LogWriter:
             return str(error)
         return None
 
+    def _free_bytes(self) -> int:
+        try:
+            stat = os.statvfs(self.wal_path.rpartition("/")[0] or ".")
+        except OSError:
+            return 0
+        return stat.f_bavail * stat.f_frsize
+
     def _restart_wal_if_large(self, outcome: Outcome) -> None:
         """Under steady load the WAL never empties by itself: a PASSIVE checkpoint (maintenance
         runs one every few seconds, on its own connection) copies frames back while commits keep
         appending, and SQLite starts the WAL over only when a write begins after *every* frame was
         copied. So once the WAL has grown past wal_restart_bytes, the writer, between two commits,
         runs a TRUNCATE checkpoint itself: it copies the few frames the passive one has not yet,
-        and empties the file. Writes wait for it, briefly."""
-        if file_size(self.wal_path) < self.wal_restart_bytes:
+        and empties the file. Writes wait for it, briefly.
+
+        On a disk running out of room it does so much earlier, once the WAL passes a quarter of the
+        free space: a checkpoint needs up to the WAL's size of free space (the pages it copies may
+        extend the database file), so a WAL that had outgrown the free space could never be
+        checkpointed again, and the log would stay full even after the operator freed some room."""
+        wal = file_size(self.wal_path)
+        if wal < self.wal_restart_bytes and (wal < _EARLY_RESTART_MIN_BYTES or wal < self._free_bytes() // 2):
             return
         for attempt in range(_CHECKPOINT_ATTEMPTS):
             try:
@@ -218,7 +247,12 @@ def serve(directory: str, sync: str, dedup_window_ms: int, wal_restart_bytes: in
         stdout.write(frame(encoder.encode(Hello(error=str(error)))))
         stdout.flush()
         return
-    writer = LogWriter(conn, schema.db_path(directory) + "-wal", dedup_window_ms, wal_restart_bytes)
+    dedup = DedupStore(directory, dedup_window_ms)
+    try:
+        dedup.open(conn)
+    except (sqlite3.Error, OSError):
+        dedup.close(commit=False)  # e.g. a full disk: tried again before each group
+    writer = LogWriter(conn, schema.db_path(directory) + "-wal", dedup, wal_restart_bytes)
     stdout.write(frame(encoder.encode(Hello())))
     stdout.flush()
     decoder = msgspec.msgpack.Decoder(Group)
@@ -228,7 +262,10 @@ def serve(directory: str, sync: str, dedup_window_ms: int, wal_restart_bytes: in
             stdout.write(frame(encoder.encode(outcome)))
             stdout.flush()
     finally:
-        conn.close()
+        try:
+            dedup.close()
+        finally:
+            conn.close()
 
 
 def main(argv: list[str]) -> int:

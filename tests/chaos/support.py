@@ -28,12 +28,25 @@ def basic(write_key: str) -> str:
 
 
 def rss_kb(pid: int) -> int:
-    """Resident memory of a process, in KiB, from /proc/PID/status."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
+    """Resident memory of a process and its children (the log writer process), in KiB, from
+    /proc/PID/status."""
+    total = 0
+    for member in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{member}/status") as status:
+                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            if member == pid:
+                raise AssertionError(f"no VmRSS for pid {pid}") from None
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
 
 
 class Archive:

@@ -1,0 +1,133 @@
+"""The dedup file: a cache of the window's messageIds that a crash, a deletion or damage can only
+cost a rebuild from the log, never a missed duplicate."""
+
+import os
+import signal
+import sqlite3
+import time
+
+from collector.config.units import Duration
+from collector.log.dedup import DedupStore, dedup_path
+from collector.log.event_log import EventLog
+from collector.log.schema import open_writer
+from tests.log.test_event_log import row, storage
+
+
+async def stored_ids(log: EventLog) -> list[str]:
+    return [body.decode() for _, _, _, body in await log.read_after(0, 1000)]
+
+
+async def test_the_log_has_no_message_id_index(tmp_path):
+    log = EventLog(storage(tmp_path))
+    await log.open()
+    await log.close()
+    conn = sqlite3.connect(tmp_path / "data" / "events.db")
+    indexes = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+    conn.close()
+    assert not [name for name in indexes if "message" in name]
+
+
+async def test_a_deleted_dedup_file_is_rebuilt_from_the_log(tmp_path):
+    log = EventLog(storage(tmp_path))
+    await log.open()
+    await log.append("web", [row("a"), row("b")])
+    await log.close()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(dedup_path(str(tmp_path / "data")) + suffix):
+            os.unlink(dedup_path(str(tmp_path / "data")) + suffix)
+
+    log = EventLog(storage(tmp_path))
+    await log.open()
+    try:
+        await log.append("web", [row("a"), row("c")])
+        assert len(await stored_ids(log)) == 3
+    finally:
+        await log.close()
+
+
+async def test_ids_the_dedup_file_had_not_committed_are_read_back_after_a_crash(tmp_path):
+    log = EventLog(storage(tmp_path))
+    await log.open()
+    try:
+        await log.append("web", [row("a")])
+        # The dedup file commits about once a second: kill its writer before it does.
+        process = log.writer._process
+        os.kill(process.pid, signal.SIGKILL)
+        await process.wait()
+        await log.append("web", [row("a"), row("b")])  # a new writer process, caught up from the log
+        assert len(await stored_ids(log)) == 2
+    finally:
+        await log.close()
+
+
+async def test_a_damaged_dedup_file_is_thrown_away_and_rebuilt(tmp_path):
+    log = EventLog(storage(tmp_path))
+    await log.open()
+    await log.append("web", [row("a")])
+    await log.close()
+    path = dedup_path(str(tmp_path / "data"))
+    with open(path, "r+b") as f:
+        f.write(b"this is not an SQLite file" * 200)
+
+    log = EventLog(storage(tmp_path))
+    await log.open()
+    try:
+        await log.append("web", [row("a"), row("b")])
+        assert len(await stored_ids(log)) == 2
+    finally:
+        await log.close()
+
+
+async def test_repeats_within_one_group_and_across_groups(tmp_path):
+    log = EventLog(storage(tmp_path))
+    await log.open()
+    try:
+        await log.append("web", [row("a"), row("a"), row("b")])
+        await log.append("web", [row("b"), row("c")])
+        await log.append("app", [row("a", source="app")])  # another source: not a repeat
+        assert len(await stored_ids(log)) == 4
+    finally:
+        await log.close()
+
+
+def test_spans_older_than_the_window_are_dropped(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    store = DedupStore(directory, window_ms=400)  # spans of 100 ms
+    store.open(log)
+    now = int(time.time() * 1000)
+    store.record([("web", "old", now - 1000), ("web", "new", now)], upto_seq=2)
+    store.commit()
+    assert store.seen("web", ["old", "new"], now - 400) == {"new"}
+    tables = [n for (n,) in store.conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'seen_%'")]
+    assert len(tables) == 1 and len(store.spans) == 1
+    store.close()
+    log.close()
+
+
+def test_the_window_is_exact_within_a_span(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    store = DedupStore(directory, window_ms=int(Duration(3600) * 1000))
+    store.open(log)
+    now = int(time.time() * 1000)
+    store.record([("web", "m", now - 10_000)], upto_seq=1)
+    assert store.seen("web", ["m"], now - 20_000) == {"m"}
+    assert store.seen("web", ["m"], now - 5_000) == set()  # same span, but older than asked
+    store.close()
+    log.close()
+
+
+def test_covered_seq_survives_reopening(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    store = DedupStore(directory, window_ms=60_000)
+    store.open(log)
+    store.record([("web", "m", int(time.time() * 1000))], upto_seq=7)
+    store.close()
+    again = DedupStore(directory, window_ms=60_000)
+    again.open(log)
+    assert again.covered_seq == 7
+    assert again.seen("web", ["m"], 0) == {"m"}
+    again.close()
+    log.close()
