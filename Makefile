@@ -24,6 +24,7 @@ test: install-test
 	$(BIN)/python -m pytest -q
 
 bench: install-test
+	scripts/install-bench-deps.sh
 	$(BIN)/python -m benchmarks
 
 clean:
