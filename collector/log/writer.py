@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,6 +35,8 @@ WAL_RESTART_BYTES = 64 * 1024 * 1024
 # How long the writer process may take to open the file, and to finish once told to stop.
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 60.0
+# Groups sent to the writer process and not yet answered, at most.
+_MAX_IN_FLIGHT = 4
 # After the writer process could not be started, wait this long before trying again.
 _RESPAWN_DELAY = 1.0
 
@@ -102,6 +104,9 @@ class Writer:
         self._group = _Group()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._receiver: asyncio.Task | None = None
+        self._in_flight: deque[tuple[_Group, float]] = deque()  # sent, not yet answered, in order
+        self._answered = asyncio.Event()
         self._closing = False
 
     async def open(self) -> None:
@@ -170,41 +175,71 @@ class Writer:
     # -- the writer task -------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        """Send each group as soon as there is one, with at most _MAX_IN_FLIGHT unanswered: while
+        the writer process syncs one commit, the next groups queue in its pipe, and it writes
+        those together. Events that arrive while every slot is taken join the pending group."""
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            group, self._group = self._group, _Group()
-            if len(group):
-                started = time.perf_counter()
-                try:
-                    outcome = await self._write(group)
-                except WriterProcessError as error:
-                    log.error("%s", error)
-                    _fail_all(group, StorageUnavailable(str(error)))
-                else:
-                    self._settle(group, outcome, time.perf_counter() - started)
+            if len(self._group):
+                await self._wait_until(lambda: len(self._in_flight) < _MAX_IN_FLIGHT)
+                group, self._group = self._group, _Group()
+                await self._send(group)
             if self._closing and not len(self._group):
+                await self._wait_until(lambda: not self._in_flight)
                 return
 
-    async def _write(self, group: _Group) -> Outcome:
-        """Send the group to the writer process and wait for what became of it. A process that
-        died (or was killed) is started again for the next group; the group it held fails, and its
-        clients retry (if it had committed, the retry is dropped as a duplicate)."""
+    async def _send(self, group: _Group) -> None:
+        """A process that died (or was killed) fails the groups it held (their clients retry; if
+        one had committed, the retry is dropped as a duplicate) and is started again for the next."""
         process = self._process
         if process is None or process.returncode is not None:
-            await self._respawn()
+            await self._wait_until(lambda: not self._in_flight)  # failed by the dead one's receiver
+            try:
+                await self._respawn()
+            except WriterProcessError as error:
+                log.error("%s", error)
+                _fail_all(group, StorageUnavailable(str(error)))
+                return
             process = self._process
-        assert process is not None and process.stdin is not None and process.stdout is not None
+        assert process is not None and process.stdin is not None
+        self._in_flight.append((group, time.perf_counter()))
         try:
             process.stdin.write(frame(self._encoder.encode(group.wire())))
             await process.stdin.drain()
-            head = await process.stdout.readexactly(4)
-            payload = await process.stdout.readexactly(int.from_bytes(head, "big"))
+        except ConnectionError:
+            pass  # the process is gone: its receiver fails what it held, this group included
+
+    async def _receive(self, process: asyncio.subprocess.Process) -> None:
+        """The outcomes, in the order the groups were sent."""
+        assert process.stdout is not None
+        try:
+            while True:
+                head = await process.stdout.readexactly(4)
+                payload = await process.stdout.readexactly(int.from_bytes(head, "big"))
+                group, started = self._in_flight.popleft()
+                try:
+                    self._settle(group, self._outcome_decoder.decode(payload), time.perf_counter() - started)
+                except Exception:  # noqa: BLE001 - a bug here must not leave every later group hanging
+                    log.exception("settling a commit failed")
+                    _fail_all(group, StorageUnavailable("internal error after the commit"))
+                self._answered.set()
         except (asyncio.IncompleteReadError, ConnectionError) as error:
-            code = await _exit_code(process)
-            self._process = None
-            raise WriterProcessError(f"the log writer process stopped (exit code {code}): {error}") from None
-        return self._outcome_decoder.decode(payload)
+            if self._in_flight or process is self._process and not self._closing:
+                code = await _exit_code(process)
+                message = f"the log writer process stopped (exit code {code}): {error}"
+                log.error("%s", message)
+                while self._in_flight:
+                    group, _ = self._in_flight.popleft()
+                    _fail_all(group, StorageUnavailable(message))
+            if self._process is process:
+                self._process = None
+            self._answered.set()
+
+    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            self._answered.clear()
+            await self._answered.wait()
 
     def _settle(self, group: _Group, outcome: Outcome, seconds: float) -> None:
         for note in outcome.notes:
@@ -248,6 +283,7 @@ class Writer:
             await _exit_code(process)
             raise WriterProcessError(hello.error)
         self._process = process
+        self._receiver = asyncio.create_task(self._receive(process), name="log-writer-outcomes")
 
     async def _respawn(self) -> None:
         log.warning("starting the log writer process again")
@@ -269,6 +305,8 @@ class Writer:
             log.error("the log writer process did not stop within %.0fs; killing it", _STOP_TIMEOUT)
             process.kill()
             await process.wait()
+        if self._receiver is not None:
+            await self._receiver
 
 
 async def _exit_code(process: asyncio.subprocess.Process) -> int | None:
