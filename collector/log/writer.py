@@ -13,7 +13,9 @@ loop goes on serving requests while the rows are written and the disk syncs.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -35,6 +37,8 @@ WAL_RESTART_BYTES = 64 * 1024 * 1024
 # How long the writer process may take to open the file, and to finish once told to stop.
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 60.0
+# The pipe to the writer process is enlarged to this size where the system allows it.
+_PIPE_BYTES = 4 * 1024 * 1024
 # Groups sent to the writer process and not yet answered, at most.
 _MAX_IN_FLIGHT = 4
 # After the writer process could not be started, wait this long before trying again.
@@ -99,6 +103,7 @@ class Writer:
         self._on_commit = on_commit
         self._on_failure = on_failure
         self._process: asyncio.subprocess.Process | None = None
+        self._groups_pipe: GroupsPipe | None = None
         self._encoder = msgspec.msgpack.Encoder()
         self._outcome_decoder = msgspec.msgpack.Decoder(Outcome)
         self._group = _Group()
@@ -202,11 +207,10 @@ class Writer:
                 _fail_all(group, StorageUnavailable(str(error)))
                 return
             process = self._process
-        assert process is not None and process.stdin is not None
+        assert process is not None and self._groups_pipe is not None
         self._in_flight.append((group, time.perf_counter()))
         try:
-            process.stdin.write(frame(self._encoder.encode(group.wire())))
-            await process.stdin.drain()
+            await self._groups_pipe.write(frame(self._encoder.encode(group.wire())))
         except ConnectionError:
             pass  # the process is gone: its receiver fails what it held, this group included
 
@@ -234,6 +238,9 @@ class Writer:
                     _fail_all(group, StorageUnavailable(message))
             if self._process is process:
                 self._process = None
+                if self._groups_pipe is not None:
+                    self._groups_pipe.close()
+                    self._groups_pipe = None
             self._answered.set()
 
     async def _wait_until(self, condition: Callable[[], bool]) -> None:
@@ -267,26 +274,41 @@ class Writer:
     async def _spawn(self) -> None:
         # Read at spawn time, not import time, so that tests can lower it.
         argv = writer_command(self._directory, self._sync, self._dedup_window_ms, WAL_RESTART_BYTES)
-        # stderr is inherited: a crash's traceback lands in the collector's own log (the journal).
-        process = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**20
-        )
+        # Groups go through a pipe of our own, as large as the system allows (see GroupsPipe);
+        # outcomes come back on stdout. stderr is inherited: a crash's traceback lands in the
+        # collector's own log (the journal).
+        read_fd, write_fd = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdin=read_fd, stdout=asyncio.subprocess.PIPE, limit=2**20
+            )
+        except BaseException:
+            os.close(write_fd)
+            raise
+        finally:
+            os.close(read_fd)
+        groups_pipe = await GroupsPipe.open(write_fd)
         assert process.stdout is not None
         try:
             head = await asyncio.wait_for(process.stdout.readexactly(4), _START_TIMEOUT)
             hello = msgspec.msgpack.decode(await process.stdout.readexactly(int.from_bytes(head, "big")), type=Hello)
         except (asyncio.IncompleteReadError, asyncio.TimeoutError) as error:
+            groups_pipe.close()
             process.kill()
             code = await _exit_code(process)
             raise WriterProcessError(f"the log writer process did not start (exit code {code}): {error!r}") from None
         if hello.error is not None:
+            groups_pipe.close()
             await _exit_code(process)
             raise WriterProcessError(hello.error)
-        self._process = process
+        self._process, self._groups_pipe = process, groups_pipe
         self._receiver = asyncio.create_task(self._receive(process), name="log-writer-outcomes")
 
     async def _respawn(self) -> None:
         log.warning("starting the log writer process again")
+        if self._groups_pipe is not None:
+            self._groups_pipe.close()
+            self._groups_pipe = None
         try:
             await self._spawn()
         except WriterProcessError as error:
@@ -297,8 +319,9 @@ class Writer:
         process, self._process = self._process, None
         if process is None:
             return
-        assert process.stdin is not None
-        process.stdin.close()  # the process finishes its group, if any, and exits at end of input
+        if self._groups_pipe is not None:
+            self._groups_pipe.close()  # the process finishes its groups, if any, and exits at end of input
+            self._groups_pipe = None
         try:
             await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
         except asyncio.TimeoutError:
@@ -307,6 +330,67 @@ class Writer:
             await process.wait()
         if self._receiver is not None:
             await self._receiver
+
+
+class GroupsPipe(asyncio.Protocol):
+    """The pipe that carries groups to the writer process, enlarged where the system allows.
+
+    A pipe or socket holds 64-200 KB by default: a group of a few thousand events then crosses it
+    in many pieces, each waiting for the busy event loop's next turn, while the writer process
+    idles (measured under 100-event batches: groups waited 130 ms to be sent, and the writer
+    process was idle 2/3 of the time). Linux lets a pipe grow to /proc/sys/fs/pipe-max-size (1 MB
+    by default) without privileges, so such a group usually goes in one write."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.WriteTransport | None = None
+        self._writable: asyncio.Future | None = None
+        self._lost: BaseException | None = None
+
+    @classmethod
+    async def open(cls, write_fd: int) -> GroupsPipe:
+        _widen(write_fd)
+        loop = asyncio.get_running_loop()
+        pipe = os.fdopen(write_fd, "wb", buffering=0)
+        transport, protocol = await loop.connect_write_pipe(cls, pipe)
+        protocol._transport = transport
+        return protocol
+
+    async def write(self, data: bytes) -> None:
+        if self._lost is not None or self._transport is None or self._transport.is_closing():
+            raise ConnectionResetError("the pipe to the log writer process is closed")
+        self._transport.write(data)
+        if self._writable is not None:
+            await self._writable
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # asyncio.Protocol
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost = exc or ConnectionResetError("closed")
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_exception(ConnectionResetError("the log writer process closed its end"))
+
+
+def _widen(fd: int) -> None:
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            size = min(int(f.read()), _PIPE_BYTES)
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+    except (OSError, ValueError) as error:
+        log.info("could not enlarge the pipe to the log writer process: %s", error)
 
 
 async def _exit_code(process: asyncio.subprocess.Process) -> int | None:

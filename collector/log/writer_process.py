@@ -255,8 +255,10 @@ class FrameReader:
         while not (frames := self._complete_frames()):
             if self.eof or not self._read():
                 return []
-        # More may already be waiting (the collector sent them while the last commit synced).
-        while select.select([self.fd], [], [], 0)[0] and self._read():
+        # More may already be waiting (the collector sent them while the last commit synced): take
+        # what is in the pipe now, once. Reading on while more keeps coming would hold back the
+        # groups already here (a partial frame stays buffered for the next round).
+        if select.select([self.fd], [], [], 0)[0] and self._read():
             frames += self._complete_frames()
         return frames
 
