@@ -1,4 +1,5 @@
 import asyncio
+import fcntl
 import os
 import signal
 import time
@@ -138,3 +139,23 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_groups_go_to_the_writer_process_through_an_enlarged_pipe(tmp_path):
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        allowed = int(f.read())
+    log = EventLog(StorageConfig(path=str(tmp_path / "data")))
+    await log.open()
+    try:
+        fd = os.open(f"/proc/{log.writer._process.pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            size = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+        finally:
+            os.close(fd)
+        assert size == min(allowed, 4 * 1024 * 1024), size
+        # A group larger than the pipe still arrives whole.
+        now = int(time.time() * 1000)
+        await log.append("web", [("web", f"big-{i}", now, b"x" * 1000) for i in range(3000)])
+        assert len(await log.read_after(0, 5000)) == 3000
+    finally:
+        await log.close()
