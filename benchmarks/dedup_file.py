@@ -1,0 +1,79 @@
+"""The dedup file's cost per new id, with N ids already in the window (a diagnostic, not a
+scenario of `python -m benchmarks`).
+
+What the log writer process does for each event: look its messageId up (in chunks of 256, as the
+writer does), record it, commit about once a second. Run for 20 s after a prefill of N random ids,
+with the file's own `synchronous=NORMAL` or with `off`:
+
+    python -m benchmarks.dedup_file normal 2000000
+    python -m benchmarks.dedup_file off 2000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+
+from collector.log.dedup import DedupStore
+from collector.log.schema import open_writer
+
+WINDOW_MS = 86_400_000
+SOURCE = "bench"
+
+
+def prefill(directory: str, ids: int) -> None:
+    log = open_writer(directory, "full")
+    store = DedupStore(directory, WINDOW_MS)
+    store.open(log)
+    now = int(time.time() * 1000)
+    for start in range(0, ids, 100_000):
+        count = min(100_000, ids - start)
+        store.record([(SOURCE, str(uuid.uuid4()), now) for _ in range(count)], start + count)
+        store.commit()
+    store.close()
+    log.close()
+
+
+def measure(directory: str, sync: str, seconds: float) -> float:
+    log = open_writer(directory, "full")
+    store = DedupStore(directory, WINDOW_MS)
+    store.open(log)
+    if sync == "off":
+        store.conn.execute("COMMIT")
+        store.conn.execute("PRAGMA synchronous = OFF")
+        store.conn.execute("BEGIN")
+    started, done, seq = time.perf_counter(), 0, 10**9
+    while time.perf_counter() - started < seconds:
+        now = int(time.time() * 1000)
+        ids = [str(uuid.uuid4()) for _ in range(1000)]
+        for i in range(0, len(ids), 256):
+            store.seen(SOURCE, ids[i : i + 256], now - WINDOW_MS)
+        seq += len(ids)
+        store.record([(SOURCE, m, now) for m in ids], seq)
+        store.commit_if_due()
+        done += len(ids)
+    elapsed = time.perf_counter() - started
+    store.close()
+    log.close()
+    return done / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sync", choices=["normal", "off"])
+    parser.add_argument("prefill", type=int)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dedup-bench-") as directory:
+        prefill(directory, args.prefill)
+        size = os.path.getsize(os.path.join(directory, "dedup.db"))
+        rate = measure(directory, args.sync, args.seconds)
+    print(f"sync {args.sync}, {args.prefill:,} ids in the window ({size / max(args.prefill, 1):.0f} bytes/id): "
+          f"{rate:,.0f} new ids/s ({1e6 / rate:.1f} us/id)")
+
+
+if __name__ == "__main__":
+    main()
