@@ -19,8 +19,10 @@ spans, and ids older than the window go by dropping whole tables, not row by row
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import sys
 import time
 
 DEDUP_FILE = "dedup.db"
@@ -28,6 +30,8 @@ DEDUP_FILE = "dedup.db"
 COMMIT_INTERVAL = 1.0
 COMMIT_IDS = 200_000
 _REBUILD_CHUNK = 50_000
+# A catch-up over at least this many events is announced in the log.
+_ANNOUNCE_REBUILD = 100_000
 
 
 def dedup_path(directory: str) -> str:
@@ -96,6 +100,13 @@ class DedupStore:
     def _catch_up(self, log: sqlite3.Connection) -> int:
         since = int(time.time() * 1000) - self.window_ms
         added = 0
+        (behind,) = log.execute("SELECT count(*) FROM events WHERE seq > ?", (self.covered_seq,)).fetchone()
+        if behind >= _ANNOUNCE_REBUILD:
+            # A new or lost dedup file beside a large log: this can take minutes, before the
+            # collector accepts events. Said on stderr, which is the collector's log.
+            print(json.dumps({"level": "warning", "logger": "collector.log.dedup",
+                              "message": f"rebuilding {DEDUP_FILE}: reading back the ids of {behind} events from the log"}),
+                  file=sys.stderr, flush=True)
         while True:
             rows = log.execute(
                 "SELECT seq, source, message_id, received FROM events WHERE seq > ? ORDER BY seq LIMIT ?",

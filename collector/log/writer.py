@@ -34,8 +34,10 @@ EventRow = tuple[str, str, int, bytes]
 
 # The writer empties the WAL once it passes this size (see LogWriter._restart_wal_if_large).
 WAL_RESTART_BYTES = 64 * 1024 * 1024
-# How long the writer process may take to open the file, and to finish once told to stop.
-_START_TIMEOUT = 60.0
+# How long the writer process may take to open the file (a dedup file rebuilt from millions of
+# events takes minutes; see systemd/collector.service's TimeoutStartSec), and to finish once
+# told to stop.
+_START_TIMEOUT = 15 * 60.0
 _STOP_TIMEOUT = 60.0
 # The pipe to the writer process is enlarged to this size where the system allows it.
 _PIPE_BYTES = 4 * 1024 * 1024

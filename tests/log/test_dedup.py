@@ -131,3 +131,19 @@ def test_covered_seq_survives_reopening(tmp_path):
     assert again.seen("web", ["m"], 0) == {"m"}
     again.close()
     log.close()
+
+
+async def test_a_large_rebuild_is_announced(tmp_path, capfd, monkeypatch):
+    from collector.log import dedup
+    monkeypatch.setattr(dedup, "_ANNOUNCE_REBUILD", 3)
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    now = int(time.time() * 1000)
+    log.executemany("INSERT INTO events (source, message_id, received, body) VALUES ('web', ?, ?, x'7b7d')",
+                    [(f"m{i}", now) for i in range(5)])
+    store = DedupStore(directory, window_ms=60_000)
+    assert store.open(log) == 5
+    assert "rebuilding dedup.db: reading back the ids of 5 events" in capfd.readouterr().err
+    assert store.seen("web", ["m0", "m4", "new"], now - 60_000) == {"m0", "m4"}
+    store.close()
+    log.close()
