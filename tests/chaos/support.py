@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tests.support.process import child_pids
 from tests.support.receiver import Receiver
 from tests.support.waiting import wait_until  # noqa: F401  (re-exported for the tests)
 
@@ -31,7 +32,7 @@ def rss_kb(pid: int) -> int:
     """Resident memory of a process and its children (the log writer process), in KiB, from
     /proc/PID/status."""
     total = 0
-    for member in [pid, *_children(pid)]:
+    for member in [pid, *child_pids(pid)]:
         try:
             with open(f"/proc/{member}/status") as status:
                 total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
@@ -39,14 +40,6 @@ def rss_kb(pid: int) -> int:
             if member == pid:
                 raise AssertionError(f"no VmRSS for pid {pid}") from None
     return total
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(child) for child in f.read().split()]
-    except OSError:
-        return []
 
 
 class Archive:

@@ -11,7 +11,7 @@ from collector.log import writer
 from collector.log.event_log import EventLog
 from collector.log.errors import StorageUnavailable
 from collector.log.maintenance import Maintenance
-from tests.support.process import CollectorProcess
+from tests.support.process import CollectorProcess, child_pids
 
 
 async def wal_peak_under_continuous_writes(tmp_path, restart_bytes: int, monkeypatch) -> int:
@@ -106,7 +106,7 @@ async def test_the_writer_process_stops_with_the_log(tmp_path):
 
 def test_the_writer_process_does_not_outlive_a_killed_collector(tmp_path):
     collector = CollectorProcess(tmp_path, {"sources": {"web": {"write_key": "wk"}}}).start()
-    children = _children(collector.proc.pid)
+    children = child_pids(collector.proc.pid)
     assert children, "the collector runs no log writer process"
     collector.kill()
     deadline = time.monotonic() + 10
@@ -119,18 +119,12 @@ def test_sigterm_to_the_whole_process_group_still_finishes_cleanly(tmp_path):
     # systemd sends SIGTERM to every process of the service: the writer must not die before the
     # collector has committed what it acknowledged.
     collector = CollectorProcess(tmp_path, {"sources": {"web": {"write_key": "wk"}}}).start()
-    children = _children(collector.proc.pid)
+    children = child_pids(collector.proc.pid)
     for pid in children:
         os.kill(pid, signal.SIGTERM)
     time.sleep(0.2)
     assert all(_alive(pid) for pid in children)
     assert collector.stop() == 0
-
-
-def _children(pid: int) -> list[int]:
-    path = f"/proc/{pid}/task/{pid}/children"
-    with open(path) as f:
-        return [int(child) for child in f.read().split()]
 
 
 def _alive(pid: int) -> bool:

@@ -15,6 +15,15 @@ import urllib.request
 import yaml
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (the collector's: its log writer process)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
