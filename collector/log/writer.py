@@ -32,8 +32,12 @@ log = logging.getLogger(__name__)
 
 EventRow = tuple[str, str, int, bytes]
 
-# The writer empties the WAL once it passes this size (see LogWriter._restart_wal_if_large).
-WAL_RESTART_BYTES = 64 * 1024 * 1024
+# The writer empties the WAL once it passes this size (see LogWriter._restart_wal_if_large). The
+# restart holds up every commit while it copies what is left and syncs: measured under 1,700
+# single events/s (each small commit rewrites a few pages, so the WAL grows ~4 MB/s), restarting
+# at 64 MB stalled the writer 100-160 ms every 15 s and made the p99 latency 61-142 ms; at 4 MB,
+# p99 16 ms, and 100-event batches went no slower.
+WAL_RESTART_BYTES = 4 * 1024 * 1024
 # How long the writer process may take to open the file (a dedup file rebuilt from millions of
 # events takes minutes; see systemd/collector.service's TimeoutStartSec), and to finish once
 # told to stop.
