@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 DELETE_CHUNK = 10_000
 # Checkpoint as soon as the WAL passes this size; smaller WALs are checkpointed every few seconds.
+# The writer restarts the WAL long before (writer.WAL_RESTART_BYTES, 4 MB): this only matters when
+# its restarts keep finding a reader or another checkpoint in the way and the WAL grows anyway.
 WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024
 
 

@@ -4,8 +4,6 @@ import os
 import signal
 import time
 
-import pytest
-
 from collector.config.model import StorageConfig
 from collector.log import writer
 from collector.log.event_log import EventLog
