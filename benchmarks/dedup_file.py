@@ -1,5 +1,5 @@
-"""The dedup file's cost per new id, with N ids already in the window (a diagnostic, not a
-scenario of `python -m benchmarks`).
+"""The dedup store's cost per new id, with N ids already in the window (a diagnostic, not a
+scenario of `python -m benchmarks`); also the time to open it (loading the index into memory).
 
 What the log writer process does for each event: look its messageId up (in chunks of 256, as the
 writer does), record it, commit about once a second. Run for 20 s after a prefill of N random ids,
@@ -37,10 +37,17 @@ def prefill(directory: str, ids: int) -> None:
     log.close()
 
 
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return int(status.read().split("VmRSS:")[1].split()[0]) / 1024
+
+
 def measure(directory: str, sync: str, seconds: float) -> float:
     log = open_writer(directory, "full")
     store = DedupStore(directory, WINDOW_MS)
+    before, opening = rss_mb(), time.perf_counter()
     store.open(log)
+    print(f"open: {time.perf_counter() - opening:.1f} s, index in memory {rss_mb() - before:.0f} MB")
     if sync == "off":
         store.conn.execute("COMMIT")
         store.conn.execute("PRAGMA synchronous = OFF")

@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 from collector.config.units import Duration
-from collector.log.dedup import DedupStore, dedup_path
+from collector.log.dedup import DedupStore, dedup_path, fingerprint
 from collector.log.event_log import EventLog
 from collector.log.schema import open_writer
 from tests.log.test_event_log import row, storage
@@ -99,8 +99,10 @@ def test_spans_older_than_the_window_are_dropped(tmp_path):
     store.record([("web", "old", now - 1000), ("web", "new", now)], upto_seq=2)
     store.commit()
     assert store.seen("web", ["old", "new"], now - 400) == {"new"}
-    tables = [n for (n,) in store.conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'seen_%'")]
-    assert len(tables) == 1 and len(store.spans) == 1
+    for conn in (store.conn, store.index):
+        tables = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'ids_%'")]
+        assert len(tables) == 1
+    assert len(store.spans) == 1
     store.close()
     log.close()
 
@@ -145,5 +147,58 @@ async def test_a_large_rebuild_is_announced(tmp_path, capfd, monkeypatch):
     assert store.open(log) == 5
     assert "rebuilding dedup.db: reading back the ids of 5 events" in capfd.readouterr().err
     assert store.seen("web", ["m0", "m4", "new"], now - 60_000) == {"m0", "m4"}
+    store.close()
+    log.close()
+
+
+def test_a_hit_needs_all_128_bits_of_the_fingerprint(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    store = DedupStore(directory, window_ms=60_000)
+    store.open(log)
+    now = int(time.time() * 1000)
+    fp, chk = fingerprint("web", "m")
+    store.index.execute(f"CREATE TABLE ids_{now // store.span_ms} (fp INTEGER PRIMARY KEY, chk INTEGER, received INTEGER)")
+    store.spans.append(now // store.span_ms)
+    store.index.execute(f"INSERT INTO ids_{now // store.span_ms} VALUES (?, ?, ?)", (fp, chk ^ 1, now))
+    assert store.seen("web", ["m"], now - 60_000) == set()  # same first half: another id
+    store.index.execute(f"UPDATE ids_{now // store.span_ms} SET chk = ?", (chk,))
+    assert store.seen("web", ["m"], now - 60_000) == {"m"}
+    assert store.seen("app", ["m"], now - 60_000) == set()  # the source is part of it
+    store.close()
+    log.close()
+
+
+def test_the_index_in_memory_is_loaded_from_the_file(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    store = DedupStore(directory, window_ms=60_000)
+    store.open(log)
+    now = int(time.time() * 1000)
+    store.record([("web", f"m{i}", now - i) for i in range(1000)] + [("web", "m0", now)], upto_seq=1001)
+    store.close()
+    again = DedupStore(directory, window_ms=60_000)
+    assert again.open(log) == 0  # nothing read back from the log
+    assert again.seen("web", [f"m{i}" for i in range(0, 1200, 100)], now - 60_000) == {f"m{i}" for i in range(0, 1000, 100)}
+    (count,) = again.index.execute(f"SELECT count(*) FROM ids_{now // again.span_ms}").fetchone()
+    assert count <= 1000  # m0 twice on disk, once in memory
+    again.close()
+    log.close()
+
+
+def test_a_dedup_file_of_the_earlier_format_is_rebuilt_from_the_log(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    now = int(time.time() * 1000)
+    log.execute("INSERT INTO events (source, message_id, received, body) VALUES ('web', 'a', ?, x'7b7d')", (now,))
+    old = sqlite3.connect(dedup_path(directory))
+    old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID")
+    old.execute("INSERT INTO meta VALUES ('covered_seq', 1)")  # it claims to hold 'a', in a table now ignored
+    old.execute("CREATE TABLE seen_1 (source TEXT, message_id TEXT, received INTEGER)")
+    old.commit()
+    old.close()
+    store = DedupStore(directory, window_ms=60_000)
+    assert store.open(log) == 1
+    assert store.seen("web", ["a"], now - 60_000) == {"a"}
     store.close()
     log.close()
