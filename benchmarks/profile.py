@@ -23,7 +23,7 @@ class Sampler:
             raise RuntimeError("--profile needs py-spy (pip install py-spy)")
         argv = [
             exe, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-            "--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking", "--function",
+            "--rate", "200", "--format", "raw", "--subprocesses", "--output", str(out), "--nonblocking", "--function",
         ]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
