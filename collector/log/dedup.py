@@ -198,26 +198,32 @@ class DedupStore:
 
     def seen(self, source: str, ids: list[str], since_ms: int) -> set[str]:
         """Which of ``ids`` this source sent after ``since_ms`` (received time)."""
+        wanted = {fingerprint(source, m): m for m in ids}
+        return {wanted[key] for key in self.seen_keys(list(wanted), since_ms)}
+
+    def seen_keys(self, keys: list[tuple[int, int]], since_ms: int) -> set[tuple[int, int]]:
+        """Which of these fingerprints were recorded after ``since_ms`` (received time)."""
         index = self.index
         assert index is not None
-        wanted = {fingerprint(source, m): m for m in ids}
-        keys = [fp for fp, _ in wanted]
-        found: set[str] = set()
+        wanted = set(keys)
+        firsts = [fp for fp, _ in keys]
+        found: set[tuple[int, int]] = set()
         for span in self.spans:
             if (span + 1) * self.span_ms <= since_ms:
                 continue  # the whole span is older than the window
-            for start in range(0, len(keys), _LOOKUP_CHUNK):
-                chunk = keys[start : start + _LOOKUP_CHUNK]
+            for start in range(0, len(firsts), _LOOKUP_CHUNK):
+                chunk = firsts[start : start + _LOOKUP_CHUNK]
                 sql = f"SELECT fp, chk FROM {_table(span)} WHERE fp IN ({','.join('?' * len(chunk))}) AND received > ?"
-                for hit in index.execute(sql, (*chunk, since_ms)):
-                    message_id = wanted.get(hit)  # both halves must agree
-                    if message_id is not None:
-                        found.add(message_id)
+                found.update(hit for hit in index.execute(sql, (*chunk, since_ms)) if hit in wanted)  # both halves
         return found
 
     def record(self, rows: list[tuple[str, str, int]], upto_seq: int) -> None:
         """Remember (source, messageId, received ms) of events the log has committed, up to
         ``upto_seq``. Written to disk at the next commit."""
+        self.record_keys([(*fingerprint(source, message_id), received) for source, message_id, received in rows], upto_seq)
+
+    def record_keys(self, rows: list[tuple[int, int, int]], upto_seq: int) -> None:
+        """record(), with each (source, messageId) already a fingerprint: (fp, chk, received ms)."""
         try:
             self._record(rows, upto_seq)
         except sqlite3.DatabaseError as error:
@@ -232,12 +238,13 @@ class DedupStore:
         else:
             self.discard()
 
-    def _record(self, rows: list[tuple[str, str, int]], upto_seq: int) -> None:
+    def _record(self, rows: list[tuple[int, int, int]], upto_seq: int) -> None:
         conn, index = self.conn, self.index
         assert conn is not None and index is not None
         by_span: dict[int, list[tuple[int, int, int]]] = {}
-        for source, message_id, received in rows:
-            by_span.setdefault(received // self.span_ms, []).append((*fingerprint(source, message_id), received))
+        span_ms = self.span_ms
+        for row in rows:
+            by_span.setdefault(row[2] // span_ms, []).append(row)
         for span, span_rows in by_span.items():
             if span not in self.spans:
                 self._create_span(span)

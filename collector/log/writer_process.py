@@ -36,7 +36,7 @@ import msgspec
 
 from collector.log import schema
 from collector.log.capacity import file_size
-from collector.log.dedup import DedupStore
+from collector.log.dedup import DedupStore, fingerprint
 
 # Events are written in chunks of up to this many rows, one multi-row statement per chunk.
 _CHUNK = 256
@@ -99,8 +99,8 @@ class LogWriter:
         self.dedup = dedup
         self.dedup_window_ms = dedup.window_ms
         self.wal_restart_bytes = wal_restart_bytes
-        self._inserted: list[tuple[str, str, int]] = []  # (source, messageId, received) this transaction
-        self._in_transaction: dict[str, set[str]] = {}  # source -> messageIds inserted this transaction
+        self._inserted: list[tuple[int, int, int]] = []  # (fingerprint, received) of this transaction's events
+        self._in_transaction: set[tuple[int, int]] = set()  # their fingerprints
         self._last_seq = 0
 
     def write(self, groups: list[Group]) -> list[Outcome]:
@@ -109,7 +109,7 @@ class LogWriter:
         written together. Each gets its own outcome; if the transaction fails, all of them fail."""
         outcomes = [Outcome() for _ in groups]
         self._inserted = []
-        self._in_transaction = {}
+        self._in_transaction = set()
         try:
             if self.dedup.conn is None:
                 self.dedup.open(self.conn)  # after a failure: read back what it missed
@@ -158,23 +158,23 @@ class LogWriter:
         conn = self.conn
         for start in range(0, len(fresh_rows), _CHUNK):
             chunk = fresh_rows[start : start + _CHUNK]
-            ids = [row[1] for row in chunk]
+            keys = [fingerprint(source, row[1]) for row in chunk]
             # One window start for the chunk (its oldest event's), at most a few ms earlier than
             # each event's own: a negligible widening of the window, for one lookup per chunk.
             since = min(row[2] for row in chunk) - self.dedup_window_ms
-            seen = self.dedup.seen(source, ids, since)
+            seen = self.dedup.seen_keys(keys, since)
             # Ids inserted earlier in this transaction (by another group) are not in the dedup
-            # file yet: it hears of them after the commit.
-            earlier = self._in_transaction.setdefault(source, set())
-            if earlier:
-                seen.update(m for m in ids if m in earlier)
+            # store yet: it hears of them after the commit.
+            if self._in_transaction:
+                seen.update(key for key in keys if key in self._in_transaction)
             if seen:
-                chunk = [row for row in chunk if row[1] not in seen]
+                kept = [(row, key) for row, key in zip(chunk, keys) if key not in seen]
+                chunk, keys = [row for row, _ in kept], [key for _, key in kept]
             if chunk:
                 cursor = conn.execute(_insert_events_sql(len(chunk)), [value for row in chunk for value in row])
                 self._last_seq = cursor.lastrowid or self._last_seq
-                self._inserted.extend((source, row[1], row[2]) for row in chunk)
-                earlier.update(row[1] for row in chunk)
+                self._inserted.extend((fp, chk, row[2]) for (fp, chk), row in zip(keys, chunk))
+                self._in_transaction.update(keys)
                 inserted += len(chunk)
         return inserted
 
@@ -182,7 +182,7 @@ class LogWriter:
         """After the log's commit: the new ids go to the dedup file. If that fails, the file is
         closed and reopened at the next group, reading back from the log what it missed."""
         try:
-            self.dedup.record(self._inserted, self._last_seq)
+            self.dedup.record_keys(self._inserted, self._last_seq)
             self.dedup.commit_if_due()
         except (sqlite3.Error, OSError) as error:
             outcome.notes.append(f"dedup file: {error}; it will be caught up from the log")
