@@ -24,7 +24,7 @@ from collector.config.model import SourceConfig
 from collector.ingest.auth import resolve_source
 from collector.ingest.body import _inflate, decode_json
 from collector.ingest.errors import EventError, IngestError
-from collector.ingest.normalize import CALL_TYPES, normalize, parse_time, request_facts
+from collector.ingest.normalize import CALL_TYPES, epoch_us, normalize, parse_time, request_facts
 
 SOURCES = {"wk_a": ("a", SourceConfig(write_key="wk_a"))}
 TYPES = [None, *sorted(CALL_TYPES)]
@@ -62,7 +62,7 @@ def one_input(data: bytes) -> None:
     sent_at = payload.get("sentAt")
     if sent_at is not None:
         try:
-            facts.batch_sent_at_parsed, facts.batch_sent_at = parse_time(sent_at, "sentAt"), sent_at
+            facts.batch_sent_at_us, facts.batch_sent_at = epoch_us(parse_time(sent_at, "sentAt")), sent_at
         except EventError:
             return
     for item in items:

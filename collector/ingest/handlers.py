@@ -15,7 +15,7 @@ from collector.ingest.auth import resolve_source
 from collector.ingest.body import decode_json, read_body
 from collector.ingest.client_ip import ClientAddress
 from collector.ingest.errors import EventError, IngestError
-from collector.ingest.normalize import CALL_TYPES, normalize, parse_time, request_facts
+from collector.ingest.normalize import CALL_TYPES, epoch_us, normalize, parse_time, request_facts
 from collector.log.errors import StorageUnavailable
 from collector.log.event_log import EventLog
 from collector.metrics import Metrics
@@ -144,7 +144,7 @@ class TrackingAPI:
         sent_at = payload.get("sentAt")
         if sent_at is not None:
             try:
-                facts.batch_sent_at_parsed = parse_time(sent_at, "sentAt")
+                facts.batch_sent_at_us = epoch_us(parse_time(sent_at, "sentAt"))
             except EventError as error:
                 raise IngestError(400, error.code, error.message) from None
             facts.batch_sent_at = sent_at

@@ -30,7 +30,7 @@ from collector.config.model import SourceConfig
 from collector.ingest.auth import header_write_key, resolve_source
 from collector.ingest.body import _inflate, decode_json
 from collector.ingest.errors import EventError, IngestError
-from collector.ingest.normalize import CALL_TYPES, RequestFacts, iso, normalize, parse_time
+from collector.ingest.normalize import CALL_TYPES, RequestFacts, epoch_us, iso, normalize, parse_time
 from tests.support.process import CollectorProcess
 
 from .support import Archive, basic, file_destination, wait_until
@@ -112,7 +112,7 @@ RECEIVED = datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)
 
 
 def facts(**batch: object) -> RequestFacts:
-    return RequestFacts(RECEIVED, iso(RECEIVED), int(RECEIVED.timestamp() * 1000), "198.51.100.7", **batch)
+    return RequestFacts(iso(RECEIVED), int(RECEIVED.timestamp() * 1000), "198.51.100.7", **batch)
 
 
 # -- the decoders -----------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_normalize_of_anything_is_an_event_or_an_event_error(
 ) -> None:
     f = facts(batch_context=context, batch_integrations=integrations)
     if sent_at is not None:
-        f.batch_sent_at, f.batch_sent_at_parsed = sent_at, parse_time(sent_at, "sentAt")
+        f.batch_sent_at, f.batch_sent_at_us = sent_at, epoch_us(parse_time(sent_at, "sentAt"))
     try:
         message_id, body = normalize(item, call_type, f, max_bytes)
     except EventError as error:

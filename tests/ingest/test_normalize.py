@@ -7,18 +7,23 @@ from datetime import datetime, timedelta, timezone
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.ingest.errors import EventError
-from collector.ingest.normalize import MAX_MESSAGE_ID, RequestFacts, iso, normalize, parse_time, request_facts
+from collector.ingest.normalize import (
+    MAX_MESSAGE_ID, RequestFacts, epoch_us, iso, iso_us, normalize, parse_time, request_facts,
+)
 
 RECEIVED = datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)
 RECEIVED_ISO = "2024-05-01T12:00:00.250Z"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 IP = "203.0.113.9"
 LIMIT = 32 * 1024
 
 
 def facts(ip: str | None = IP, **batch: object) -> RequestFacts:
-    return RequestFacts(RECEIVED, iso(RECEIVED), int(RECEIVED.timestamp() * 1000), ip, **batch)
+    return RequestFacts(iso(RECEIVED), int(RECEIVED.timestamp() * 1000), ip, **batch)
 
 
 def run(event: object, call_type: str | None = "track", f: RequestFacts | None = None, max_bytes: int = LIMIT) -> dict:
@@ -290,7 +295,7 @@ def test_clock_skew_is_corrected_with_the_events_sent_at() -> None:
 
 def test_clock_skew_is_corrected_with_the_batch_sent_at() -> None:
     sent_at = "2024-05-01T14:00:10Z"  # a clock 2 hours ahead
-    f = facts(batch_sent_at=sent_at, batch_sent_at_parsed=parse_time(sent_at, "sentAt"))
+    f = facts(batch_sent_at=sent_at, batch_sent_at_us=epoch_us(parse_time(sent_at, "sentAt")))
     stored = run(track(timestamp="2024-05-01T14:00:00Z"), "track", f)
     assert stored["originalTimestamp"] == "2024-05-01T14:00:00Z"
     assert stored["timestamp"] == "2024-05-01T11:59:50.250Z"
@@ -298,7 +303,7 @@ def test_clock_skew_is_corrected_with_the_batch_sent_at() -> None:
 
 def test_the_events_sent_at_wins_over_the_batchs() -> None:
     batch_sent = "2024-05-01T20:00:00Z"
-    f = facts(batch_sent_at=batch_sent, batch_sent_at_parsed=parse_time(batch_sent, "sentAt"))
+    f = facts(batch_sent_at=batch_sent, batch_sent_at_us=epoch_us(parse_time(batch_sent, "sentAt")))
     stored = run(track(timestamp="2024-05-01T10:00:00Z", sentAt="2024-05-01T10:00:01Z"), "track", f)
     assert stored["timestamp"] == "2024-05-01T11:59:59.250Z"
 
@@ -307,6 +312,25 @@ def test_offsets_are_honoured() -> None:
     stored = run(track(timestamp="2024-05-01T12:00:00+02:00", sentAt="2024-05-01T10:00:30Z"))
     assert stored["originalTimestamp"] == "2024-05-01T12:00:00+02:00"
     assert stored["timestamp"] == "2024-05-01T11:59:30.250Z"
+
+
+@given(
+    original=st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30)),
+                                                     timezone(timedelta(hours=-8))])),
+    skew_us=st.integers(-10**15, 10**15),
+)
+def test_the_corrected_timestamp_is_the_datetime_arithmetic_to_the_millisecond(original, skew_us) -> None:
+    """The correction is computed in integer microseconds and formatted a second at a time; it
+    must write exactly what datetime arithmetic would, or fail the same way out of range."""
+    received = RECEIVED
+    sent_us = epoch_us(received) + skew_us
+    try:
+        expected = iso(received - (EPOCH + timedelta(microseconds=sent_us) - original))
+    except OverflowError:
+        with pytest.raises(OverflowError):
+            iso_us(epoch_us(received) - sent_us + epoch_us(original))
+        return
+    assert iso_us(epoch_us(received) - sent_us + epoch_us(original)) == expected
 
 
 def test_timestamp_without_sent_at_is_kept_in_utc() -> None:
