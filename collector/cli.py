@@ -96,6 +96,7 @@ def _run(path: str | None) -> int:
 async def _serve(config) -> int:
     from collector import systemd
     from collector.app import Collector
+    from collector.gc_tuning import tune_for_serving
 
     collector = Collector(config)
     stop = asyncio.Event()
@@ -108,6 +109,7 @@ async def _serve(config) -> int:
         log.exception("the collector could not start")
         await collector.stop()
         return 1
+    tune_for_serving()
     systemd.notify("READY=1")
     await stop.wait()
     log.info("stopping: no new requests; finishing those under way")

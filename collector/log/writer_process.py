@@ -34,6 +34,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
+from collector.gc_tuning import tune_for_serving
 from collector.log import schema
 from collector.log.capacity import file_size
 from collector.log.dedup import DedupStore, fingerprint
@@ -302,6 +303,7 @@ def serve(directory: str, sync: str, dedup_window_ms: int, wal_restart_bytes: in
     except (sqlite3.Error, OSError):
         dedup.close(commit=False)  # e.g. a full disk: tried again before each group
     writer = LogWriter(conn, schema.db_path(directory) + "-wal", dedup, wal_restart_bytes)
+    tune_for_serving()
     stdout.write(frame(encoder.encode(Hello())))
     stdout.flush()
     decoder = msgspec.msgpack.Decoder(Group)
