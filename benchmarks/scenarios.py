@@ -11,6 +11,7 @@ the target; the table says which passed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -334,6 +335,14 @@ def _with(server: servers.Server, *others: servers.Server):
     return _Stopper()
 
 
+def _kept(stack: contextlib.ExitStack, *started: servers.Server):
+    """Servers to stop when ``stack`` closes, whatever happens in between; returns them (one, or a
+    tuple of several)."""
+    for server in started:
+        stack.callback(server.stop)
+    return started[0] if len(started) == 1 else started
+
+
 def _mb(status: dict) -> float:
     return status.get("VmHWM", 0) / MB
 
@@ -346,12 +355,13 @@ def track(run: Run) -> list[Row]:
     load = payloads.track_load()
     with _with(servers.nginx_server(run.workdir)) as nginx:
         ngx = closed_loop(run, nginx, load, "nginx", "track")
-    full, full_sink = _collector_with_sink(run, "track-full", "full")
-    normal, normal_sink = _collector_with_sink(run, "track-normal", "normal")
-    # Ingestion alone: no destination reading the log and no sink process on the same two cores,
-    # which is what the no-op handler is compared with.
-    alone = servers.collector(run.workdir, "track-ingest", {}, sync="full")
-    with _with(servers.noop(run.workdir), full, full_sink, normal, normal_sink, alone) as noop:
+    with contextlib.ExitStack() as up:
+        noop = _kept(up, servers.noop(run.workdir))
+        full, full_sink = _kept(up, *_collector_with_sink(run, "track-full", "full"))
+        normal, normal_sink = _kept(up, *_collector_with_sink(run, "track-normal", "normal"))
+        # Ingestion alone: no destination reading the log and no sink process on the same two
+        # cores, which is what the no-op handler is compared with.
+        alone = _kept(up, servers.collector(run.workdir, "track-ingest", {}, sync="full"))
         got = alternating(run, [("noop", noop, None), ("collector-full", full, full_sink),
                                 ("collector-ingest-only", alone, None),
                                 ("collector-normal", normal, normal_sink)], load, "track")
@@ -403,9 +413,10 @@ def batch(run: Run) -> list[Row]:
     load = payloads.batch_load()
     sql = sqlite_baseline(run, run.options.duration)
     sql_indexed = sqlite_baseline(run, run.options.duration, index=True)
-    coll, sink = _collector_with_sink(run, "batch")
-    alone = servers.collector(run.workdir, "batch-ingest", {})
-    with _with(servers.noop(run.workdir), coll, sink, alone) as noop:
+    with contextlib.ExitStack() as up:
+        noop = _kept(up, servers.noop(run.workdir))
+        coll, sink = _kept(up, *_collector_with_sink(run, "batch"))
+        alone = _kept(up, servers.collector(run.workdir, "batch-ingest", {}))
         got = alternating(run, [("noop", noop, None), ("collector", coll, sink),
                                 ("collector-ingest-only", alone, None)], load, "batch")
     base, with_destination, ingest_only = got["noop"], got["collector"], got["collector-ingest-only"]

@@ -100,7 +100,7 @@ class LogWriter:
         self.dedup = dedup
         self.dedup_window_ms = dedup.window_ms
         self.wal_restart_bytes = wal_restart_bytes
-        self._inserted: list[tuple[int, int, int]] = []  # (fingerprint, received) of this transaction's events
+        self._inserted: list[tuple[int, int, int]] = []  # (fp, chk, received) of this transaction's events
         self._in_transaction: set[tuple[int, int]] = set()  # their fingerprints
         self._last_seq = 0
 
