@@ -7,6 +7,7 @@ import sqlite3
 import time
 
 from collector.config.units import Duration
+from collector.log import dedup
 from collector.log.dedup import DedupStore, dedup_path, fingerprint
 from collector.log.event_log import EventLog
 from collector.log.schema import open_writer
@@ -202,3 +203,96 @@ def test_a_dedup_file_of_the_earlier_format_is_rebuilt_from_the_log(tmp_path):
     assert store.seen("web", ["a"], now - 60_000) == {"a"}
     store.close()
     log.close()
+
+
+def _store_with(directory: str, log: sqlite3.Connection, ids: list[str], now: int) -> DedupStore:
+    store = DedupStore(directory, window_ms=60_000)
+    store.open(log)
+    store.record([("web", m, now) for m in ids], upto_seq=len(ids))
+    return store
+
+
+def test_a_clean_stop_leaves_a_snapshot_that_the_next_start_reads_once(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    now = int(time.time() * 1000)
+    _store_with(directory, log, [f"m{i}" for i in range(500)], now).close()
+    snapshot = os.path.join(directory, dedup.SNAPSHOT_FILE)
+    assert os.path.exists(snapshot)
+    # Empty the file's tables: what the next start knows can then only come from the snapshot.
+    conn = sqlite3.connect(dedup_path(directory))
+    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'ids_%'").fetchall():
+        conn.execute(f"DELETE FROM {table}")
+    conn.commit()
+    conn.close()
+    again = DedupStore(directory, window_ms=60_000)
+    again.open(log)
+    assert not os.path.exists(snapshot)
+    assert again.seen("web", ["m0", "m499", "new"], now - 60_000) == {"m0", "m499"}
+    again.record([("web", "later", now)], upto_seq=501)
+    again.close(commit=False)  # a crash: no snapshot, the next start reads the file
+    assert not os.path.exists(snapshot)
+    third = DedupStore(directory, window_ms=60_000)
+    third.open(log)
+    # Only the (emptied) file is read now; "later" was never committed to it.
+    assert third.seen("web", ["m0", "later"], now - 60_000) == set()
+    third.close()
+    log.close()
+
+
+def test_ids_recorded_after_a_snapshot_are_read_from_the_file(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    now = int(time.time() * 1000)
+    store = _store_with(directory, log, ["a"], now)
+    store.close()  # snapshot holds "a"
+    # The file gains rows the snapshot does not hold (as if written by a writer that then died
+    # after an earlier snapshot was taken): they are read past the snapshot's marks.
+    conn = sqlite3.connect(dedup_path(directory))
+    (table,) = conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'ids_%'").fetchone()
+    conn.execute(f"INSERT INTO {table} (fp, chk, received) VALUES (?, ?, ?)", (*fingerprint("web", "b"), now))
+    conn.commit()
+    conn.close()
+    again = DedupStore(directory, window_ms=60_000)
+    again.open(log)
+    assert again.seen("web", ["a", "b", "c"], now - 60_000) == {"a", "b"}
+    again.close()
+    log.close()
+
+
+def test_a_snapshot_beside_another_dedup_file_is_ignored(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    now = int(time.time() * 1000)
+    _store_with(directory, log, ["a"], now).close()
+    snapshot = os.path.join(directory, dedup.SNAPSHOT_FILE)
+    os.rename(snapshot, snapshot + ".aside")
+    for suffix in ("", "-wal", "-shm"):  # another dedup.db takes the place of the first
+        if os.path.exists(dedup_path(directory) + suffix):
+            os.unlink(dedup_path(directory) + suffix)
+    other = _store_with(directory, log, ["b"], now)
+    other.commit()
+    other.close(commit=False)
+    os.rename(snapshot + ".aside", snapshot)
+    again = DedupStore(directory, window_ms=60_000)
+    again.open(log)
+    # The other file's rowids start again at 1: believing the snapshot's marks would skip "b".
+    assert again.seen("web", ["a", "b"], now - 60_000) == {"b"}
+    again.close()
+    log.close()
+
+
+def test_a_damaged_snapshot_is_ignored(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    now = int(time.time() * 1000)
+    _store_with(directory, log, ["a"], now).close()
+    with open(os.path.join(directory, dedup.SNAPSHOT_FILE), "r+b") as f:
+        f.write(b"not a snapshot" * 300)
+    again = DedupStore(directory, window_ms=60_000)
+    again.open(log)
+    assert again.seen("web", ["a"], now - 60_000) == {"a"}  # from the file
+    assert not os.path.exists(os.path.join(directory, dedup.SNAPSHOT_FILE))
+    again.close()
+    log.close()
+
