@@ -21,6 +21,9 @@ ids (`covered_seq`, written in the same transaction as the ids), and on opening,
 later event still in the window are read back from the log. So a lost or damaged dedup file costs
 a rebuild, never an event and never a missed duplicate.
 
+At a clean stop the index in memory is copied to `dedup.snapshot`, which the next start reads
+back once instead of loading every id from the file again.
+
 Ids are kept in one table per time span (a quarter of the window), on disk and in memory:
 lookups probe the few live spans, and ids older than the window go by dropping whole tables, not
 row by row.
@@ -77,6 +80,7 @@ class DedupStore:
         self.index: sqlite3.Connection | None = None  # the same ids, in memory, keyed by fingerprint
         self.spans: list[int] = []  # live span numbers, ascending
         self.covered_seq = 0
+        self._file_id = 0  # names the dedup.db a snapshot belongs to (see _open_file)
         self._pending = 0
         self._last_commit = time.monotonic()
 
