@@ -18,6 +18,12 @@ async def stored_ids(log: EventLog) -> list[str]:
     return [body.decode() for _, _, _, body in await log.read_after(0, 1000)]
 
 
+def remove_dedup_file(directory: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(dedup_path(directory) + suffix):
+            os.unlink(dedup_path(directory) + suffix)
+
+
 async def test_the_log_has_no_message_id_index(tmp_path):
     log = EventLog(storage(tmp_path))
     await log.open()
@@ -33,9 +39,7 @@ async def test_a_deleted_dedup_file_is_rebuilt_from_the_log(tmp_path):
     await log.open()
     await log.append("web", [row("a"), row("b")])
     await log.close()
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(dedup_path(str(tmp_path / "data")) + suffix):
-            os.unlink(dedup_path(str(tmp_path / "data")) + suffix)
+    remove_dedup_file(str(tmp_path / "data"))
 
     log = EventLog(storage(tmp_path))
     await log.open()
@@ -267,9 +271,7 @@ def test_a_snapshot_beside_another_dedup_file_is_ignored(tmp_path):
     _store_with(directory, log, ["a"], now).close()
     snapshot = os.path.join(directory, dedup.SNAPSHOT_FILE)
     os.rename(snapshot, snapshot + ".aside")
-    for suffix in ("", "-wal", "-shm"):  # another dedup.db takes the place of the first
-        if os.path.exists(dedup_path(directory) + suffix):
-            os.unlink(dedup_path(directory) + suffix)
+    remove_dedup_file(directory)  # another dedup.db takes the place of the first
     other = _store_with(directory, log, ["b"], now)
     other.commit()
     other.close(commit=False)
