@@ -24,6 +24,15 @@ class Metrics:
         self.events_rejected = Counter(
             "collector_events_rejected", "Events refused, by reason", ["source", "reason"], registry=r
         )
+        # source filters (collector/filters): tracking plans
+        self.events_blocked = Counter(
+            "collector_events_blocked", "Events a tracking plan blocked (answered 200, not stored), by reason",
+            ["source", "reason"], registry=r,
+        )
+        self.events_violations = Counter(
+            "collector_events_violations", "Tracking plan violations found, by type, whatever was done about them",
+            ["source", "type"], registry=r,
+        )
         # the log
         self.events_committed = Counter(
             "collector_events_committed", "Events committed to the durable log", ["source"], registry=r

@@ -29,13 +29,15 @@ from collector.browser.config import BrowserConfig
 from collector.config.model import Config, LoggingConfig, ServerConfig, SourceConfig, StorageConfig
 from collector.config.units import decode_hook
 from collector.destinations import registry
+from collector.filters import check as filter_checks
+from collector.filters.config import TrackingPlanConfig
 
 __all__ = ["ConfigError", "load_config", "load_config_text", "load_default_config"]
 
 _SECTIONS: dict[str, type] = {
     "server": ServerConfig, "storage": StorageConfig, "logging": LoggingConfig, "browser": BrowserConfig,
 }
-_TOP_LEVEL_KEYS = [*_SECTIONS, "sources", "destinations"]
+_TOP_LEVEL_KEYS = [*_SECTIONS, "tracking_plans", "sources", "destinations"]
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 # A section with more errors than this is surely not worth reading further.
 _MAX_ERRORS_PER_SECTION = 50
@@ -341,11 +343,14 @@ class _Typer:
                 self.doc.error(key, f"unknown field {key}; expected one of: {', '.join(_TOP_LEVEL_KEYS)}",
                                at_key=True)
         sections = {name: self._section(name, tree.get(name), type_) for name, type_ in _SECTIONS.items()}
+        plans = {name: self.convert(f"tracking_plans.{name}", entry, TrackingPlanConfig)
+                 for name, entry in self._entries(tree, "tracking_plans")}
         sources = {name: self.convert(f"sources.{name}", entry, SourceConfig)
                    for name, entry in self._entries(tree, "sources")}
         destinations = {name: self._destination(name, entry) for name, entry in self._entries(tree, "destinations")}
         return Config(
             **sections,
+            tracking_plans={name: value for name, value in plans.items() if value is not None},
             sources={name: value for name, value in sources.items() if value is not None},
             destinations={name: value for name, value in destinations.items() if value is not None},
             origin=self.doc.origin,
@@ -504,6 +509,7 @@ def _check(doc: _Document, config: Config, tree: dict) -> None:
     source_names = list(tree["sources"]) if isinstance(tree.get("sources"), dict) else []
     for name, destination in config.destinations.items():
         _check_destination_sources(doc, name, getattr(destination, "sources", None), source_names)
+    _check_filters(doc, config, tree)
 
 
 _LISTEN = re.compile(r"(?:\[(?P<ipv6>[^\]]*)\]|(?P<host>[^:\[\]]+)):(?P<port>\d+)")
@@ -565,6 +571,17 @@ def _check_write_keys(doc: _Document, sources: dict[str, SourceConfig]) -> None:
         if first != name:
             line = doc.where(f"sources.{first}.write_key")[0]
             doc.error(f"sources.{name}.write_key", f"write key already used by source {first} (line {line})")
+
+
+def _check_filters(doc: _Document, config: Config, tree: dict) -> None:
+    """Tracking plans' schemas, the sources' plan names and PII rules (collector/filters/check.py)."""
+    plan_names = list(tree["tracking_plans"]) if isinstance(tree.get("tracking_plans"), dict) else []
+    problems = [p for name, plan in config.tracking_plans.items()
+                for p in filter_checks.check_plan(f"tracking_plans.{name}", plan)]
+    problems += [p for name, source in config.sources.items()
+                 for p in filter_checks.check_source(f"sources.{name}", source, plan_names)]
+    for problem in problems:
+        doc.error(problem.path, problem.message, at_key=problem.at_key)
 
 
 def _check_destination_sources(doc: _Document, name: str, sources: list[str] | None, known: list[str]) -> None:

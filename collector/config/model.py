@@ -13,6 +13,7 @@ import msgspec
 
 from collector.browser.config import BrowserConfig
 from collector.config.units import ByteSize, Duration
+from collector.filters.config import PiiRuleConfig, TrackingPlanConfig
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -68,6 +69,10 @@ class StorageConfig(_Section):
 class SourceConfig(_Section):
     write_key: Annotated[str, msgspec.Meta(min_length=1)]
     enabled: bool = True
+    # The name of a plan under tracking_plans that this source's events are checked against.
+    tracking_plan: str | None = None
+    # Rules applied in order to every event of this source before it is stored (collector/filters/pii.py).
+    pii: list[PiiRuleConfig] = []
 
 
 class LoggingConfig(_Section):
@@ -82,6 +87,7 @@ class Config(_Section):
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     browser: BrowserConfig = msgspec.field(default_factory=BrowserConfig)
+    tracking_plans: dict[str, TrackingPlanConfig] = {}
     sources: dict[str, SourceConfig] = {}
     destinations: dict[str, object] = {}
     # Where the file came from, for messages; not a key of the file.

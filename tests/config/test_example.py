@@ -9,6 +9,7 @@ from collector.config.loader import load_config
 from collector.config.model import Config, SourceConfig
 from collector.destinations.base import DestinationConfig
 from collector.destinations.registry import destination_class, destination_types
+from collector.filters.config import PiiRuleConfig, TrackingPlanConfig
 
 EXAMPLE = Path(__file__).parents[2] / "config.example.yaml"
 
@@ -48,6 +49,15 @@ def test_every_setting_is_documented_in_the_example():
 
     source_keys = set().union(*(yaml_paths(s) for s in data["sources"].values()))
     assert not struct_paths(SourceConfig) - source_keys
+
+
+def test_every_filter_setting_is_documented_in_the_example():
+    data = yaml.safe_load(EXAMPLE.read_text())
+    plan_keys = set().union(*(yaml_paths(plan) for plan in data["tracking_plans"].values()))
+    assert not struct_paths(TrackingPlanConfig) - plan_keys
+    rules = [rule for source in data["sources"].values() for rule in source.get("pii") or []]
+    rule_keys = set().union(*(yaml_paths(rule) for rule in rules))
+    assert not struct_paths(PiiRuleConfig) - rule_keys, sorted(struct_paths(PiiRuleConfig) - rule_keys)
 
 
 def test_every_destination_setting_is_documented_in_the_example():

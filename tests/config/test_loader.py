@@ -199,14 +199,14 @@ def test_a_duplicate_source_name():
 def test_an_unknown_top_level_key():
     assert errors("server: {}\nsource:\n  web: {write_key: a}\n") == [
         "collector.yaml:2:1: source: unknown field source; "
-        "expected one of: server, storage, logging, browser, sources, destinations"
+        "expected one of: server, storage, logging, browser, tracking_plans, sources, destinations"
     ]
 
 
 def test_origin_is_not_a_key_of_the_file():
     assert errors("origin: elsewhere\n") == [
         "collector.yaml:1:1: origin: unknown field origin; "
-        "expected one of: server, storage, logging, browser, sources, destinations"
+        "expected one of: server, storage, logging, browser, tracking_plans, sources, destinations"
     ]
 
 
@@ -689,7 +689,7 @@ def test_every_error_is_reported_in_one_pass_in_file_order(monkeypatch):
         "collector.yaml:23:17: destinations.other.type: unknown destination type 'carrier-pigeon'; "
         "known types: file, webhook",
         "collector.yaml:24:1: extra: unknown field extra; "
-        "expected one of: server, storage, logging, browser, sources, destinations",
+        "expected one of: server, storage, logging, browser, tracking_plans, sources, destinations",
     ]
 
 
