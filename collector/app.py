@@ -1,6 +1,7 @@
 """Wires the stages together in the order an event travels, and owns start-up and shutdown.
 
-    HTTP ──► ingest (decode, auth, validate, enrich) ──► durable log (group commit)
+    HTTP ──► ingest (decode, auth, validate, enrich) ──► source filters (tracking plan, PII)
+         ──► durable log (group commit)
          ──► one dispatcher per destination (route, batch, send, retry, dead-letter) ──► vendor
 """
 
@@ -19,6 +20,7 @@ from collector.config.model import Config
 from collector.delivery.dispatcher import Dispatcher
 from collector.destinations.base import BuildContext
 from collector.destinations.registry import destination_class
+from collector.filters.source import build_source_filters
 from collector.ingest.connections import GuardedAppRunner
 from collector.ingest.handlers import TrackingAPI
 from collector.log.event_log import EventLog
@@ -92,7 +94,9 @@ class Collector:
     def build_web_app(self) -> web.Application:
         limits = self.config.server.limits
         app = web.Application(client_max_size=limits.max_request_bytes + 1)
-        api = TrackingAPI(self.config, self.log, self.metrics)
+        # The source filters (tracking plans, PII) are built here, from the config, so that a
+        # reload can build new ones and swap api.filters.
+        api = TrackingAPI(self.config, self.log, self.metrics, build_source_filters(self.config, self.metrics))
         api.add_routes(app)
         observability.add_routes(app, self)
         self._add_browser_routes(app, api)

@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import web
 
 from collector.config.model import Config
+from collector.filters.source import EventBlocked, SourceFilters
 from collector.ingest.auth import resolve_source
 from collector.ingest.body import decode_json, read_body
 from collector.ingest.client_ip import ClientAddress
@@ -35,12 +36,17 @@ ResponseHook = Callable[[web.Request, web.Response, "str | None"], None]
 
 
 class TrackingAPI:
-    def __init__(self, config: Config, event_log: EventLog, metrics: Metrics) -> None:
+    def __init__(
+        self, config: Config, event_log: EventLog, metrics: Metrics, filters: dict[str, SourceFilters] | None = None
+    ) -> None:
         self.config = config
         self.log = event_log
         self.metrics = metrics
         self.limits = config.server.limits
         self.sources_by_key = {s.write_key: (name, s) for name, s in config.sources.items()}
+        # Source name -> its tracking plan and PII rules; sources without any are absent. Built at
+        # start-up (collector/app.py); replacing the dict swaps them for the next request.
+        self.filters: dict[str, SourceFilters] = filters or {}
         self.client_address = ClientAddress(config.server.trusted_proxies)
         origins = config.server.cors.allowed_origins
         self._any_origin = "*" in origins
@@ -114,10 +120,12 @@ class TrackingAPI:
             source = resolve_source(request.headers.get("Authorization"), payload.get("writeKey"), self.sources_by_key)
             facts = request_facts(self._ip(request))
             try:
-                stored = [normalize(payload, call_type, facts, self.limits.max_event_bytes)]
+                stored = [normalize(payload, call_type, facts, self.limits.max_event_bytes, self.filters.get(source))]
             except EventError as error:
                 self.metrics.events_rejected.labels(source, error.code).inc()
                 raise IngestError(400, error.code, error.message) from None
+            except EventBlocked:
+                stored = []  # answered 200 as Segment does, so that the client does not retry it
             return await self._commit(request, source, stored, facts.received_ms, [], payload.get("anonymousId"))
 
         return handle
@@ -152,21 +160,25 @@ class TrackingAPI:
         rejected: list[dict] = []
         reasons: Counter[str] = Counter()
         max_bytes = self.limits.max_event_bytes
+        filters = self.filters.get(source)
+        blocked = 0
         for index, item in enumerate(items):
             try:
-                stored.append(normalize(item, None, facts, max_bytes))
+                stored.append(normalize(item, None, facts, max_bytes, filters))
             except EventError as error:
                 reasons[error.code] += 1
                 if len(rejected) < _REPORTED_REJECTIONS:
                     rejected.append({"index": index, "code": error.code, "message": error.message})
+            except EventBlocked:
+                blocked += 1  # counted and logged by the filters; the others go on
         for code, count in reasons.items():
             self.metrics.events_rejected.labels(source, code).inc(count)
         if rejected:
             log.info(
-                "source %s: %d of %d events rejected (%s)", source, len(items) - len(stored), len(items),
+                "source %s: %d of %d events rejected (%s)", source, reasons.total(), len(items),
                 ", ".join(f"{code}: {n}" for code, n in reasons.items()), extra={"source": source},
             )
-        if not stored:
+        if not stored and not blocked:
             first = rejected[0]
             raise IngestError(400, first["code"], f"no valid event in the batch; event {first['index']}: {first['message']}")
         return await self._commit(request, source, stored, facts.received_ms, rejected, _last_anonymous_id(items))
@@ -203,11 +215,12 @@ class TrackingAPI:
         self, request: web.Request, source: str, stored: list[tuple[str, bytes]], received_ms: int,
         rejected: list[dict], anonymous_id: object,
     ) -> web.Response:
-        self._received(source).inc(len(stored))
-        try:
-            await self.log.append(source, [(source, message_id, received_ms, body) for message_id, body in stored])
-        except StorageUnavailable as error:
-            raise _unavailable(error.reason) from None
+        if stored:  # none when the tracking plan blocked every event
+            self._received(source).inc(len(stored))
+            try:
+                await self.log.append(source, [(source, message_id, received_ms, body) for message_id, body in stored])
+            except StorageUnavailable as error:
+                raise _unavailable(error.reason) from None
         if rejected:
             response = web.Response(
                 body=msgspec.json.encode({"success": True, "rejected": rejected}), content_type="application/json"

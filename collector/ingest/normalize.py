@@ -4,6 +4,8 @@ Events stay open dicts (clients send fields we do not know and destinations may 
 the fields Segment defines are checked. What is added: `receivedAt`, `originalTimestamp` (what the
 client sent as `timestamp`), a clock-corrected `timestamp`, a `messageId` when absent and
 `context.ip`; the batch's `context`/`integrations` are merged in and `writeKey` is removed.
+Then the source's filters (tracking plan, PII rules; collector/filters) change the event, or
+block it, before it is encoded: the size limit applies to what is stored.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from collector.ingest.errors import EventError
+
+if TYPE_CHECKING:
+    from collector.filters.source import SourceFilters
 
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 MAX_MESSAGE_ID = 100
@@ -143,8 +149,11 @@ def validate(event: dict, call_type: str) -> None:
                 raise EventError("invalid_field", f"{field} must be an object")
 
 
-def normalize(item: object, call_type: str | None, facts: RequestFacts, max_bytes: int) -> tuple[str, bytes]:
-    """Validate and enrich one event; returns (messageId, stored JSON). Raises EventError."""
+def normalize(
+    item: object, call_type: str | None, facts: RequestFacts, max_bytes: int, filters: SourceFilters | None = None
+) -> tuple[str, bytes]:
+    """Validate, enrich and filter one event; returns (messageId, stored JSON). Raises EventError,
+    or collector.filters.source.EventBlocked when the source's tracking plan blocks it."""
     if not isinstance(item, dict):
         raise EventError("invalid_event", "an event must be a JSON object")
     event = item
@@ -182,6 +191,9 @@ def normalize(item: object, call_type: str | None, facts: RequestFacts, max_byte
             event["context"] = {"ip": facts.ip}
         elif "ip" not in context:
             context["ip"] = facts.ip
+
+    if filters is not None:
+        filters.apply(event, call_type)
 
     try:
         body = _encoder.encode(event)

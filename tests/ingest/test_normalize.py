@@ -422,3 +422,41 @@ def test_timestamp_without_sent_at_is_written_canonically(sent: str, stored_as: 
     facts = request_facts("10.0.0.1")
     _, body = normalize({"type": "track", "event": "E", "userId": "u", "timestamp": sent}, None, facts, 32_000)
     assert msgspec.json.decode(body)["timestamp"] == stored_as
+
+
+# -- source filters -------------------------------------------------------------------------------------
+
+
+def test_filters_see_the_enriched_event_and_what_they_leave_is_stored() -> None:
+    from collector.filters.config import PiiRuleConfig
+    from collector.filters.pii import PiiRules
+    from collector.filters.source import SourceFilters
+
+    filters = SourceFilters("web", None, PiiRules([PiiRuleConfig(fields=["context.ip"], action="truncate_ip")]))
+    message_id, body = normalize(track(messageId="m1"), "track", facts(), LIMIT, filters)
+    stored = msgspec.json.decode(body)
+    assert message_id == stored["messageId"] == "m1"
+    assert stored["context"]["ip"] == "203.0.113.0"  # context.ip was added before the filters ran
+
+
+def test_a_blocked_event_raises_event_blocked_and_is_not_encoded() -> None:
+    from collector.filters.config import TrackingPlanConfig
+    from collector.filters.plan import TrackingPlan
+    from collector.filters.source import EventBlocked, SourceFilters
+
+    plan = TrackingPlan("p", TrackingPlanConfig(unplanned_events="block"))
+    with pytest.raises(EventBlocked) as caught:
+        normalize(track(), "track", facts(), LIMIT, SourceFilters("web", plan, None))
+    assert caught.value.reason == "unplanned_event"
+
+
+def test_the_size_limit_applies_to_the_filtered_event() -> None:
+    from collector.filters.config import PiiRuleConfig
+    from collector.filters.pii import PiiRules
+    from collector.filters.source import SourceFilters
+
+    big = track(properties={"blob": "x" * 40_000})
+    assert rejected(dict(big)) == "event_too_large"
+    drop_blob = SourceFilters("web", None, PiiRules([PiiRuleConfig(keys=["blob"], action="drop")]))
+    _, body = normalize(big, "track", facts(), LIMIT, drop_blob)
+    assert "blob" not in msgspec.json.decode(body)["properties"]
