@@ -415,11 +415,13 @@ def batch(run: Run) -> list[Row]:
     sql_indexed = sqlite_baseline(run, run.options.duration, index=True)
     with contextlib.ExitStack() as up:
         noop = _kept(up, servers.noop(run.workdir))
+        ceiling = _kept(up, servers.validate_only(run.workdir))
         coll, sink = _kept(up, *_collector_with_sink(run, "batch"))
         alone = _kept(up, servers.collector(run.workdir, "batch-ingest", {}))
-        got = alternating(run, [("noop", noop, None), ("collector", coll, sink),
+        got = alternating(run, [("noop", noop, None), ("validate-only", ceiling, None), ("collector", coll, sink),
                                 ("collector-ingest-only", alone, None)], load, "batch")
     base, with_destination, ingest_only = got["noop"], got["collector"], got["collector-ingest-only"]
+    ceiling_eps = got["validate-only"]["events_per_s_sent"]
     run.cache["batch_max"] = with_destination["requests_per_s"]
     eps = with_destination["events_per_s_committed"]
     alone_eps = ingest_only["events_per_s_committed"]
@@ -432,6 +434,10 @@ def batch(run: Run) -> list[Row]:
             "raw SQLite + messageId index", "events/s"),
         Row("batch", "events/s committed (100/request)", eps, base["events_per_s_sent"], "no-op aiohttp",
             "events/s"),
+        # What the collector's Python does to each event before the disk, alone on one core: the
+        # ceiling of any design that keeps that work (see benchmarks/baselines/validate_server.py).
+        Row("batch", "events/s committed, no destination", alone_eps, ceiling_eps,
+            "validation alone, no storage", "events/s"),
         Row("memory", "peak RSS, batch load", _mb(with_destination), _mb(base), "no-op aiohttp", "MiB"),
     ]
 

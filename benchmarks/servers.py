@@ -29,9 +29,18 @@ class Server:
 
 
 def noop(workdir: Path) -> Server:
+    return _baseline(workdir, "benchmarks.baselines.noop_server", "no-op server", "noop.log")
+
+
+def validate_only(workdir: Path) -> Server:
+    """The collector's per-event work without storage (benchmarks/baselines/validate_server.py)."""
+    return _baseline(workdir, "benchmarks.baselines.validate_server", "validate-only server", "validate.log")
+
+
+def _baseline(workdir: Path, module: str, name: str, log: str) -> Server:
     port = free_port()
-    argv = harness.python_module("benchmarks.baselines.noop_server", "--port", str(port))
-    proc = Proc("no-op server", argv, workdir / "noop.log").start()
+    argv = harness.python_module(module, "--port", str(port))
+    proc = Proc(name, argv, workdir / log).start()
     url = f"http://{HOST}:{port}"
     proc.wait_http(url + "/readyz")
     return Server(proc, url)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import zlib
+from typing import Awaitable, Callable
 
 import msgspec
 import uvloop
@@ -31,20 +32,23 @@ async def ready(_: web.Request) -> web.Response:
     return web.Response(body=OK, content_type="application/json")
 
 
-def make_app() -> web.Application:
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def make_app(handler: Handler = handle) -> web.Application:
     app = web.Application(client_max_size=1024**2)
     app.router.add_get("/readyz", ready)
-    app.router.add_post("/{path:.*}", handle)
+    app.router.add_post("/{path:.*}", handler)
     return app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(handler: Handler = handle, description: str = __doc__) -> None:
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     uvloop.install()
-    web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(make_app(handler), host=args.host, port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":
