@@ -37,7 +37,6 @@ import msgspec
 from collector.gc_tuning import tune_for_serving
 from collector.log import schema
 from collector.log.capacity import file_size
-from collector.log.checkpointer import Checkpointer
 from collector.log.dedup import DedupStore, fingerprint
 
 # Events are written in chunks of up to this many rows, one multi-row statement per chunk.
@@ -217,12 +216,12 @@ class LogWriter:
         return stat.f_bavail * stat.f_frsize
 
     def _restart_wal_if_large(self, outcome: Outcome) -> None:
-        """Under steady load the WAL never empties by itself: a PASSIVE checkpoint (the
-        checkpointer thread runs one whenever the WAL holds half a MB, see checkpointer.py) copies
-        frames back while commits keep appending, and SQLite starts the WAL over only when a write
-        begins after *every* frame was copied. So once the WAL has grown past wal_restart_bytes,
-        the writer, between two commits, runs a TRUNCATE checkpoint itself: it copies the few
-        frames the passive ones have not yet, and empties the file. Writes wait for it, briefly.
+        """Under steady load the WAL never empties by itself: a PASSIVE checkpoint (maintenance
+        runs one every few seconds, on its own connection) copies frames back while commits keep
+        appending, and SQLite starts the WAL over only when a write begins after *every* frame was
+        copied. So once the WAL has grown past wal_restart_bytes, the writer, between two commits,
+        runs a TRUNCATE checkpoint itself: it copies the few frames the passive one has not yet,
+        and empties the file. Writes wait for it, briefly.
 
         On a disk running out of room it does so much earlier, once the WAL passes a quarter of the
         free space: a checkpoint needs up to the WAL's size of free space (the pages it copies may
@@ -304,8 +303,6 @@ def serve(directory: str, sync: str, dedup_window_ms: int, wal_restart_bytes: in
     except (sqlite3.Error, OSError):
         dedup.close(commit=False)  # e.g. a full disk: tried again before each group
     writer = LogWriter(conn, schema.db_path(directory) + "-wal", dedup, wal_restart_bytes)
-    checkpointer = Checkpointer(directory, sync)
-    checkpointer.start()
     tune_for_serving()
     stdout.write(frame(encoder.encode(Hello())))
     stdout.flush()
@@ -314,11 +311,9 @@ def serve(directory: str, sync: str, dedup_window_ms: int, wal_restart_bytes: in
     try:
         while payloads := reader.next_frames():
             outcomes = writer.write([decoder.decode(payload) for payload in payloads])
-            outcomes[-1].notes.extend(checkpointer.take_errors())
             stdout.write(b"".join(frame(encoder.encode(outcome)) for outcome in outcomes))
             stdout.flush()
     finally:
-        checkpointer.stop()
         try:
             dedup.close()
         finally:
