@@ -117,6 +117,8 @@ class Collector:
     def _committed(self, stats: CommitStats) -> None:
         metrics = self.metrics
         metrics.commit_seconds.observe(stats.seconds)
+        if stats.dedup_ids >= 0:
+            metrics.dedup_ids.set(stats.dedup_ids)
         for source, count in stats.committed.items():
             metrics.events_committed.labels(source).inc(count)
         for source, count in stats.duplicates.items():

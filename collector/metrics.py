@@ -40,6 +40,10 @@ class Metrics:
         self.events_deduplicated = Counter(
             "collector_events_deduplicated", "Events dropped as repeats of a messageId", ["source"], registry=r
         )
+        self.dedup_ids = Gauge(
+            "collector_dedup_ids", "messageIds held for dedup within storage.dedup_window (30-45 bytes of memory each)",
+            registry=r,
+        )
         self.commit_seconds = Histogram(
             "collector_commit_seconds", "Time of one group commit", buckets=_LATENCY_BUCKETS, registry=r
         )

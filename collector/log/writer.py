@@ -83,6 +83,7 @@ class CommitStats:
     committed: dict[str, int]  # source -> rows inserted
     duplicates: dict[str, int]  # source -> rows dropped as duplicates
     seconds: float
+    dedup_ids: int = -1  # messageIds in the dedup window after this commit (-1: not known)
 
 
 class WriterProcessError(Exception):
@@ -268,7 +269,7 @@ class Writer:
             _resolve(group.waiters, None)
             for future, rowcount in zip(group.statement_waiters, outcome.rowcounts):
                 _resolve([future], rowcount)
-            self._on_commit(CommitStats(outcome.committed, outcome.duplicates, seconds))
+            self._on_commit(CommitStats(outcome.committed, outcome.duplicates, seconds, outcome.dedup_ids))
         for (_, future), script_error in zip(group.scripts, outcome.script_errors):
             if script_error is None:
                 _resolve([future], None)

@@ -69,6 +69,7 @@ class Outcome(msgspec.Struct, array_like=True):
     rowcounts: list[int] = []  # one per statement
     script_errors: list[str | None] = []  # one per script
     notes: list[str] = []  # warnings for the collector's log
+    dedup_ids: int = -1  # ids in the dedup window's index (-1: the index is not open)
 
 
 class Hello(msgspec.Struct, array_like=True):
@@ -130,6 +131,8 @@ class LogWriter:
             for script in group.scripts:
                 outcome.script_errors.append(self._run_script(script))
         self._restart_wal_if_large(outcomes[-1])
+        if self.dedup.index is not None:
+            outcomes[-1].dedup_ids = self.dedup.ids
         return outcomes
 
     def _stage(self, group: Group, outcome: Outcome) -> None:

@@ -630,6 +630,8 @@ def test_dedup_survives_a_restart(tmp_path: Path) -> None:
         archive.wait_user(user, 1)
         assert process.stop() == 0
         process.start()
+        # Read back at start (the destinations' cursors were written since: a commit reported it).
+        assert process.metric("collector_dedup_ids") == 1
         answer = running.post("/v1/batch", {"batch": [{"type": "track", "userId": user, "event": "After", "messageId": message_id}]})
         assert answer.status_code == 200
         assert [e["event"] for e in running.settle(user)] == ["Before"]
@@ -774,7 +776,7 @@ def test_health_readiness_and_metrics(collector: Running) -> None:
     assert metrics.status_code == 200
     for name in ("collector_events_received", "collector_events_rejected", "collector_events_committed",
                  "collector_events_deduplicated", "collector_commit_seconds", "collector_http_requests",
-                 "collector_http_request_seconds"):
+                 "collector_http_request_seconds", "collector_dedup_ids"):
         assert name in metrics.text, name
     assert collector.process.metric("collector_events_received_total", source="web") == received + 1
     assert collector.process.metric("collector_http_requests_total", route="track", status="200") >= 1

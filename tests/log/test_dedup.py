@@ -102,8 +102,10 @@ def test_spans_older_than_the_window_are_dropped(tmp_path):
     store.open(log)
     now = int(time.time() * 1000)
     store.record([("web", "old", now - 1000), ("web", "new", now)], upto_seq=2)
+    assert store.ids == 2
     store.commit()
     assert store.seen("web", ["old", "new"], now - 400) == {"new"}
+    assert store.ids == 1
     for conn in (store.conn, store.index):
         tables = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'ids_%'")]
         assert len(tables) == 1
@@ -184,6 +186,7 @@ def test_the_index_in_memory_is_loaded_from_the_file(tmp_path):
     store.close()
     again = DedupStore(directory, window_ms=60_000)
     assert again.open(log) == 0  # nothing read back from the log
+    assert again.ids == 1000
     assert again.seen("web", [f"m{i}" for i in range(0, 1200, 100)], now - 60_000) == {f"m{i}" for i in range(0, 1000, 100)}
     (count,) = again.index.execute(f"SELECT count(*) FROM ids_{now // again.span_ms}").fetchone()
     assert count <= 1000  # m0 twice on disk, once in memory
