@@ -35,6 +35,37 @@ def track_event(i: int) -> dict:
     }
 
 
+# A tracking plan the benchmark's events pass (so every event is checked in full, none blocked),
+# and PII rules of each kind, as config.example.yaml shows them.
+TRACKING_PLANS = {
+    "bench": {
+        "unplanned_events": "block",
+        "violations": "flag",
+        "events": {
+            "Order Completed": {
+                "type": "object",
+                "required": ["order_id", "revenue"],
+                "properties": {
+                    "order_id": {"type": "string"},
+                    "revenue": {"type": "number", "minimum": 0},
+                    "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                    "items": {"type": "integer"},
+                },
+            },
+        },
+    },
+}
+FILTERED_SOURCE = {
+    "tracking_plan": "bench",
+    "pii": [
+        {"fields": ["context.ip"], "action": "truncate_ip"},
+        {"keys": ["password", "ssn"], "action": "drop"},
+        {"fields": ["userId"], "action": "hash"},
+        {"values": ["credit_card", "email", "phone"], "action": "mask", "keep_last": 4},
+    ],
+}
+
+
 def single_body(i: int, with_write_key: bool = False) -> bytes:
     event = track_event(i)
     if with_write_key:

@@ -396,6 +396,25 @@ def textplain(run: Run) -> list[Row]:
                 "no-op aiohttp", "req/s")]
 
 
+def governance(run: Run) -> list[Row]:
+    """Single events and 100-event batches with a tracking plan and PII rules on the source,
+    against the same collector without them (in turns; no destination, to isolate their cost)."""
+    rows = []
+    for load in (payloads.track_load(), payloads.batch_load()):
+        with contextlib.ExitStack() as up:
+            plain = _kept(up, servers.collector(run.workdir, f"{load.name}-unfiltered", {}))
+            filtered = _kept(up, servers.collector(run.workdir, f"{load.name}-filtered", {},
+                                                   source=payloads.FILTERED_SOURCE,
+                                                   tracking_plans=payloads.TRACKING_PLANS))
+            got = alternating(run, [("unfiltered", plain, None), ("filtered", filtered, None)], load,
+                              f"governance-{load.name}")
+        with_rules, without = paired(got["filtered"], got["unfiltered"], "events_per_s_committed")
+        what = "single events" if load.events_per_request == 1 else "100-event batches"
+        rows.append(Row("governance", f"events/s committed, {what}, plan + 4 PII rules", with_rules, without,
+                        "no plan, no rules, same turn", "events/s"))
+    return rows
+
+
 def sqlite_baseline(run: Run, seconds: float, index: bool = False) -> dict:
     argv = [sys.executable, "-m", "benchmarks.baselines.sqlite_insert", "--seconds", str(seconds),
             "--dir", str(run.workdir)] + (["--index"] if index else [])
@@ -564,6 +583,7 @@ SCENARIOS: dict[str, Callable[[Run], list[Row]]] = {
     "textplain": textplain,
     "batch": batch,
     "gzip": gzip,
+    "governance": governance,
     "fanout": fanout,
     "latency": latency,
     "drain": drain,

@@ -94,8 +94,10 @@ class Collector(Server):
         return metric(self.metrics(), QUEUE_DEPTH)
 
 
-def collector(workdir: Path, name: str, destinations: dict[str, dict], sync: str = "full") -> Collector:
-    """A collector with its own empty storage directory, configured for the benchmark."""
+def collector(workdir: Path, name: str, destinations: dict[str, dict], sync: str = "full",
+              source: dict | None = None, tracking_plans: dict | None = None) -> Collector:
+    """A collector with its own empty storage directory, configured for the benchmark; ``source``
+    adds keys to its one source (e.g. a tracking plan and PII rules)."""
     directory = workdir / name
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -103,9 +105,11 @@ def collector(workdir: Path, name: str, destinations: dict[str, dict], sync: str
         "server": {"listen": f"{HOST}:{port}"},
         "storage": {"path": str(directory / "data"), "sync": sync},
         "logging": {"level": "warning"},
-        "sources": {"bench": {"write_key": WRITE_KEY}},
+        "sources": {"bench": {"write_key": WRITE_KEY, **(source or {})}},
         "destinations": destinations,
     }
+    if tracking_plans:
+        config["tracking_plans"] = tracking_plans
     path = directory / "collector.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     argv = harness.python_module("collector", "run", "--config", str(path))
