@@ -7,6 +7,10 @@ with the file's own `synchronous=NORMAL` or with `off`:
 
     python -m benchmarks.dedup_file normal 2000000
     python -m benchmarks.dedup_file off 2000000
+
+--spread gives the prefilled ids received times spread over the window, as in a collector that
+has run for a day (the file then has a table per quarter of the window); --crash removes the
+snapshot a clean stop leaves, so that the open loads every id from the file, as after a crash.
 """
 
 from __future__ import annotations
@@ -17,21 +21,23 @@ import tempfile
 import time
 import uuid
 
-from collector.log.dedup import DedupStore
+from collector.log.dedup import SNAPSHOT_FILE, DedupStore
 from collector.log.schema import open_writer
 
 WINDOW_MS = 86_400_000
 SOURCE = "bench"
 
 
-def prefill(directory: str, ids: int) -> None:
+def prefill(directory: str, ids: int, spread: bool) -> None:
     log = open_writer(directory, "full")
     store = DedupStore(directory, WINDOW_MS)
     store.open(log)
     now = int(time.time() * 1000)
     for start in range(0, ids, 100_000):
         count = min(100_000, ids - start)
-        store.record([(SOURCE, str(uuid.uuid4()), now) for _ in range(count)], start + count)
+        # Oldest first, as they would have come; the oldest a minute inside the window.
+        received = now - (WINDOW_MS - 60_000) * (ids - start) // ids if spread else now
+        store.record([(SOURCE, str(uuid.uuid4()), received) for _ in range(count)], start + count)
         store.commit()
     store.close()
     log.close()
@@ -73,9 +79,13 @@ def main() -> None:
     parser.add_argument("sync", choices=["normal", "off"])
     parser.add_argument("prefill", type=int)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--spread", action="store_true", help="prefilled ids received over the whole window")
+    parser.add_argument("--crash", action="store_true", help="open without the clean stop's snapshot")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as directory:
-        prefill(directory, args.prefill)
+        prefill(directory, args.prefill, args.spread)
+        if args.crash:
+            os.unlink(os.path.join(directory, SNAPSHOT_FILE))
         size = os.path.getsize(os.path.join(directory, "dedup.db"))
         rate = measure(directory, args.sync, args.seconds)
     print(f"sync {args.sync}, {args.prefill:,} ids in the window ({size / max(args.prefill, 1):.0f} bytes/id): "
