@@ -48,8 +48,25 @@ def _check(path: str) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
-    print(f"{path}: OK ({len(config.sources)} sources, {len(config.destinations)} destinations)")
+    print(f"{path}: OK ({_summary(config)})")
+    if not config.sources:
+        print(f"{path}: warning: no sources, so every tracking request will be answered 401", file=sys.stderr)
     return 0
+
+
+def _summary(config) -> str:
+    parts = [_count(len(config.sources), "source"), _count(len(config.destinations), "destination")]
+    if config.tracking_plans:
+        planned = sum(1 for source in config.sources.values() if source.tracking_plan is not None)
+        parts.append(f"{_count(len(config.tracking_plans), 'tracking plan')} used by {_count(planned, 'source')}")
+    rules = sum(len(source.pii) for source in config.sources.values())
+    if rules:
+        parts.append(_count(rules, "PII rule"))
+    return ", ".join(parts)
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 def _snippet(args: argparse.Namespace) -> int:
