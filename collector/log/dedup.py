@@ -29,13 +29,14 @@ window go by dropping whole tables, not row by row. In memory they are one table
 fingerprint, so that a lookup is one probe whatever the number of spans: with a table per span in
 memory too, a lookup probed every live span, and cost 6.4 us an id with the five spans of a full
 window against 0.8 us with one. Ids older than the window are swept from memory a slice of the
-fingerprint range at a time, one slice per commit (see EXPIRY_SLICES); until then a lookup skips
-them by their time.
+fingerprint range at a time, a slice or more per commit (see EXPIRY_SLICES); until then a lookup
+skips them by their time.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import sqlite3
@@ -57,7 +58,8 @@ _ANNOUNCE_REBUILD = 100_000
 # SQLite's default limit on the parameters of one statement is 32,766.
 _LOOKUP_CHUNK = 10_000
 # The in-memory index is swept of ids older than the window in this many slices of the fingerprint
-# range, one per commit (about one a second): a slice of 5M ids is about 20,000 rows, a few ms.
+# range, one per commit (about one a second): a slice of 5M ids is about 20,000 rows, a few ms. A
+# short window sweeps more slices per commit, so that a whole sweep takes at most a span.
 EXPIRY_SLICES = 256
 _SLICE_WIDTH = 2**64 // EXPIRY_SLICES
 # PRAGMA user_version of the file (1 was the first dedup file, keyed by messageId).
@@ -91,6 +93,7 @@ class DedupStore:
         # its row but is counted twice until the next start.
         self.ids = 0
         self._next_slice = 0  # the slice of the fingerprint range the next expiry sweeps
+        self._slices_per_commit = max(1, math.ceil(EXPIRY_SLICES * COMMIT_INTERVAL * 1000 / self.span_ms))
         self.covered_seq = 0
         self._file_id = 0  # names the dedup.db a snapshot belongs to (see _open_file)
         self._pending = 0
@@ -372,7 +375,7 @@ class DedupStore:
         for span in [s for s in self.spans if (s + 1) * self.span_ms <= since]:
             conn.execute(f"DROP TABLE IF EXISTS {_table(span)}")
             self.spans.remove(span)
-        self.expire(since, slices=1)
+        self.expire(since, slices=self._slices_per_commit)
         if conn.in_transaction:
             conn.execute("COMMIT")
         conn.execute("BEGIN")

@@ -111,10 +111,25 @@ def test_spans_older_than_the_window_are_dropped_from_the_file_and_swept_from_me
     assert store.seen("web", ["old", "new"], now - 400) == {"new"}
     tables = [n for (n,) in store.conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'ids_%'")]
     assert len(tables) == len(store.spans) == 1
-    # A commit sweeps one slice of the index; a whole sweep removes every id older than the window.
-    assert store.expire(now - 400) == 1
+    # With spans of 100 ms, each commit sweeps the whole index.
     assert store.ids == index_rows(store) == 1
     assert store.seen("web", ["new"], 0) == {"new"}
+    store.close()
+    log.close()
+
+
+def test_a_long_window_is_swept_a_slice_per_commit(tmp_path):
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    store = DedupStore(directory, window_ms=86_400_000)
+    store.open(log)
+    assert store._slices_per_commit == 1
+    now = int(time.time() * 1000)
+    store.record([("web", f"old{i}", now - 90_000_000) for i in range(100)] + [("web", "new", now)], upto_seq=101)
+    first = store.expire(now - 86_400_000, slices=1)
+    assert first < 10  # one slice: about 100 / 256 of them
+    assert first + store.expire(now - 86_400_000) == 100  # all the slices: every old one
+    assert store.ids == index_rows(store) == 1
     store.close()
     log.close()
 
