@@ -47,6 +47,12 @@ _STOP_TIMEOUT = 60.0
 _PIPE_BYTES = 4 * 1024 * 1024
 # Groups sent to the writer process and not yet answered, at most.
 _MAX_IN_FLIGHT = 4
+# ... but a group of fewer events than _LARGE_GROUP waits while this many are unanswered, so that
+# more single-event requests join it: each group costs the loop an encoding, a write to the pipe
+# and an answer to decode. Measured in turns on /v1/track (no destination): 2 slots for small groups
+# served 6% more requests than 4; batches of 100 events lost 13% with 2 slots for every group.
+_MAX_IN_FLIGHT_SMALL = 2
+_LARGE_GROUP = 100
 # After the writer process could not be started, wait this long before trying again.
 _RESPAWN_DELAY = 1.0
 
@@ -62,6 +68,7 @@ class _Group:
     statement_waiters: list[asyncio.Future] = field(default_factory=list)
     scripts: list[tuple[str, asyncio.Future]] = field(default_factory=list)
     waiters: list[asyncio.Future] = field(default_factory=list)
+    event_count: int = 0
 
     def __len__(self) -> int:
         return len(self.waiters) + len(self.statements) + len(self.scripts)
@@ -144,6 +151,7 @@ class Writer:
         """Queue events for the next commit; the future resolves once they are durable."""
         group = self._enqueue()
         group.events[source].extend(rows)
+        group.event_count += len(rows)
         return self._waiter(group)
 
     def set_cursor(self, destination: str, seq: int) -> asyncio.Future:
@@ -194,12 +202,16 @@ class Writer:
             await self._wakeup.wait()
             self._wakeup.clear()
             if len(self._group):
-                await self._wait_until(lambda: len(self._in_flight) < _MAX_IN_FLIGHT)
+                await self._wait_until(lambda: len(self._in_flight) < self._slots(self._group))
                 group, self._group = self._group, _Group()
                 await self._send(group)
             if self._closing and not len(self._group):
                 await self._wait_until(lambda: not self._in_flight)
                 return
+
+    @staticmethod
+    def _slots(group: _Group) -> int:
+        return _MAX_IN_FLIGHT if group.event_count >= _LARGE_GROUP else _MAX_IN_FLIGHT_SMALL
 
     async def _send(self, group: _Group) -> None:
         """A process that died (or was killed) fails the groups it held (their clients retry; if

@@ -151,3 +151,11 @@ async def test_groups_go_to_the_writer_process_through_an_enlarged_pipe(tmp_path
         assert len(await log.read_after(0, 5000)) == 3000
     finally:
         await log.close()
+
+
+def test_small_groups_wait_for_fewer_unanswered_groups_than_large_ones():
+    # Single-event groups take 2 slots at most, so that requests arriving meanwhile join the
+    # pending group; a 100-event batch goes as soon as one of 4 slots is free.
+    assert writer.Writer._slots(writer._Group(event_count=1)) == writer._MAX_IN_FLIGHT_SMALL == 2
+    assert writer.Writer._slots(writer._Group(event_count=99)) == 2
+    assert writer.Writer._slots(writer._Group(event_count=100)) == writer._MAX_IN_FLIGHT == 4
