@@ -3,6 +3,8 @@ delivered, and how many were delivered twice?
 
     python -m benchmarks.chaos.kill9 --cycles 100            # the long run
     python -m benchmarks.chaos.kill9 --cycles 20 --sync normal
+    # kills a minute apart at a steady 2,500 events/s (2 clients x 25 events every 20 ms)
+    python -m benchmarks.chaos.kill9 --cycles 30 --clients 2 --interval 0.02 --min-load 40 --max-load 80
 
 Clients post batches of unique events as fast as they can and, like the SDKs, post a batch again
 with the same messageIds until it is answered 200. After the last cycle the load stops, the
@@ -42,6 +44,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=25, help="events per request")
     parser.add_argument("--min-load", type=float, default=0.3, help="shortest load before a kill, seconds")
     parser.add_argument("--max-load", type=float, default=2.0, help="longest load before a kill, seconds")
+    parser.add_argument("--interval", type=float, default=0.0,
+                        help="pause between one client's requests, seconds (default 0: full load)")
     parser.add_argument("--sync", choices=["full", "normal"], default="full")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--dir", default=None, help="working directory, kept (default: a temporary one, removed)")
@@ -60,7 +64,8 @@ def main() -> int:
     }).start()
     say(f"kill9: {args.cycles} cycles, {args.clients} clients x {args.batch} events, sync {args.sync}; {machine()}; in {directory}")
     loaders = [
-        Loader(collector.port, WRITE_KEY, f"k{i}", batch=args.batch, pad=200, users=7, retry=True, retry_after=0.02, timeout=5)
+        Loader(collector.port, WRITE_KEY, f"k{i}", batch=args.batch, pad=200, users=7, retry=True, retry_after=0.02, timeout=5,
+               interval=args.interval)
         for i in range(args.clients)
     ]
     for loader in loaders:
