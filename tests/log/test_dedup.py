@@ -6,12 +6,29 @@ import signal
 import sqlite3
 import time
 
+import pytest
+
 from collector.config.units import Duration
 from collector.log import dedup
 from collector.log.dedup import DedupStore, dedup_path, fingerprint
 from collector.log.event_log import EventLog
 from collector.log.schema import open_writer
 from tests.log.test_event_log import row, storage
+
+
+@pytest.fixture
+def disk(tmp_path):
+    """The data directory and the log's writing connection, closed after the test."""
+    directory = str(tmp_path / "data")
+    log = open_writer(directory, "full")
+    yield directory, log
+    log.close()
+
+
+def opened(directory: str, log: sqlite3.Connection, window_ms: int) -> DedupStore:
+    store = DedupStore(directory, window_ms=window_ms)
+    store.open(log)
+    return store
 
 
 async def stored_ids(log: EventLog) -> list[str]:
@@ -99,11 +116,9 @@ def index_rows(store: DedupStore) -> int:
     return store.index.execute("SELECT count(*) FROM ids").fetchone()[0]
 
 
-def test_spans_older_than_the_window_are_dropped_from_the_file_and_swept_from_memory(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
-    store = DedupStore(directory, window_ms=400)  # spans of 100 ms
-    store.open(log)
+def test_spans_older_than_the_window_are_dropped_from_the_file_and_swept_from_memory(disk):
+    directory, log = disk
+    store = opened(directory, log, 400)  # spans of 100 ms
     now = int(time.time() * 1000)
     store.record([("web", "old", now - 1000), ("web", "new", now)], upto_seq=2)
     assert store.ids == index_rows(store) == 2
@@ -115,14 +130,11 @@ def test_spans_older_than_the_window_are_dropped_from_the_file_and_swept_from_me
     assert store.ids == index_rows(store) == 1
     assert store.seen("web", ["new"], 0) == {"new"}
     store.close()
-    log.close()
 
 
-def test_a_long_window_is_swept_a_slice_per_commit(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
-    store = DedupStore(directory, window_ms=86_400_000)
-    store.open(log)
+def test_a_long_window_is_swept_a_slice_per_commit(disk):
+    directory, log = disk
+    store = opened(directory, log, 86_400_000)
     assert store._slices_per_commit == 1
     now = int(time.time() * 1000)
     store.record([("web", f"old{i}", now - 90_000_000) for i in range(100)] + [("web", "new", now)], upto_seq=101)
@@ -131,14 +143,11 @@ def test_a_long_window_is_swept_a_slice_per_commit(tmp_path):
     assert first + store.expire(now - 86_400_000) == 100  # all the slices: every old one
     assert store.ids == index_rows(store) == 1
     store.close()
-    log.close()
 
 
-def test_a_lookup_is_one_probe_whatever_the_number_of_spans(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
-    store = DedupStore(directory, window_ms=4 * 3600 * 1000)  # spans of an hour
-    store.open(log)
+def test_a_lookup_is_one_probe_whatever_the_number_of_spans(disk):
+    directory, log = disk
+    store = opened(directory, log, 4 * 3600 * 1000)  # spans of an hour
     now = int(time.time() * 1000)
     store.record([("web", f"m{hour}", now - hour * 3600 * 1000) for hour in range(4)], upto_seq=4)
     assert len(store.spans) >= 4
@@ -148,42 +157,32 @@ def test_a_lookup_is_one_probe_whatever_the_number_of_spans(tmp_path):
     store.index.set_trace_callback(None)
     assert len([s for s in statements if s.startswith("SELECT")]) == 1
     store.close()
-    log.close()
 
 
-def test_the_window_is_exact_within_a_span(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
-    store = DedupStore(directory, window_ms=int(Duration(3600) * 1000))
-    store.open(log)
+def test_the_window_is_exact_within_a_span(disk):
+    directory, log = disk
+    store = opened(directory, log, int(Duration(3600) * 1000))
     now = int(time.time() * 1000)
     store.record([("web", "m", now - 10_000)], upto_seq=1)
     assert store.seen("web", ["m"], now - 20_000) == {"m"}
     assert store.seen("web", ["m"], now - 5_000) == set()  # same span, but older than asked
     store.close()
-    log.close()
 
 
-def test_covered_seq_survives_reopening(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
-    store = DedupStore(directory, window_ms=60_000)
-    store.open(log)
+def test_covered_seq_survives_reopening(disk):
+    directory, log = disk
+    store = opened(directory, log, 60_000)
     store.record([("web", "m", int(time.time() * 1000))], upto_seq=7)
     store.close()
-    again = DedupStore(directory, window_ms=60_000)
-    again.open(log)
+    again = opened(directory, log, 60_000)
     assert again.covered_seq == 7
     assert again.seen("web", ["m"], 0) == {"m"}
     again.close()
-    log.close()
 
 
-async def test_a_large_rebuild_is_announced(tmp_path, capfd, monkeypatch):
-    from collector.log import dedup
+async def test_a_large_rebuild_is_announced(disk, capfd, monkeypatch):
     monkeypatch.setattr(dedup, "_ANNOUNCE_REBUILD", 3)
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
+    directory, log = disk
     now = int(time.time() * 1000)
     log.executemany("INSERT INTO events (source, message_id, received, body) VALUES ('web', ?, ?, x'7b7d')",
                     [(f"m{i}", now) for i in range(5)])
@@ -192,14 +191,11 @@ async def test_a_large_rebuild_is_announced(tmp_path, capfd, monkeypatch):
     assert "rebuilding dedup.db: reading back the ids of 5 events" in capfd.readouterr().err
     assert store.seen("web", ["m0", "m4", "new"], now - 60_000) == {"m0", "m4"}
     store.close()
-    log.close()
 
 
-def test_a_hit_needs_all_128_bits_of_the_fingerprint(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
-    store = DedupStore(directory, window_ms=60_000)
-    store.open(log)
+def test_a_hit_needs_all_128_bits_of_the_fingerprint(disk):
+    directory, log = disk
+    store = opened(directory, log, 60_000)
     now = int(time.time() * 1000)
     fp, chk = fingerprint("web", "m")
     store.index.execute("INSERT INTO ids VALUES (?, ?, ?)", (fp, chk ^ 1, now))
@@ -208,14 +204,11 @@ def test_a_hit_needs_all_128_bits_of_the_fingerprint(tmp_path):
     assert store.seen("web", ["m"], now - 60_000) == {"m"}
     assert store.seen("app", ["m"], now - 60_000) == set()  # the source is part of it
     store.close()
-    log.close()
 
 
-def test_the_index_in_memory_is_loaded_from_the_file(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
-    store = DedupStore(directory, window_ms=60_000)
-    store.open(log)
+def test_the_index_in_memory_is_loaded_from_the_file(disk):
+    directory, log = disk
+    store = opened(directory, log, 60_000)
     now = int(time.time() * 1000)
     store.record([("web", f"m{i}", now - i) for i in range(1000)] + [("web", "m0", now)], upto_seq=1001)
     store.close()
@@ -225,12 +218,10 @@ def test_the_index_in_memory_is_loaded_from_the_file(tmp_path):
     assert again.seen("web", [f"m{i}" for i in range(0, 1200, 100)], now - 60_000) == {f"m{i}" for i in range(0, 1000, 100)}
     assert index_rows(again) == 1000  # m0 twice on disk, once in memory
     again.close()
-    log.close()
 
 
-def test_a_dedup_file_of_the_earlier_format_is_rebuilt_from_the_log(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
+def test_a_dedup_file_of_the_earlier_format_is_rebuilt_from_the_log(disk):
+    directory, log = disk
     now = int(time.time() * 1000)
     log.execute("INSERT INTO events (source, message_id, received, body) VALUES ('web', 'a', ?, x'7b7d')", (now,))
     old = sqlite3.connect(dedup_path(directory))
@@ -243,19 +234,16 @@ def test_a_dedup_file_of_the_earlier_format_is_rebuilt_from_the_log(tmp_path):
     assert store.open(log) == 1
     assert store.seen("web", ["a"], now - 60_000) == {"a"}
     store.close()
-    log.close()
 
 
 def _store_with(directory: str, log: sqlite3.Connection, ids: list[str], now: int) -> DedupStore:
-    store = DedupStore(directory, window_ms=60_000)
-    store.open(log)
+    store = opened(directory, log, 60_000)
     store.record([("web", m, now) for m in ids], upto_seq=len(ids))
     return store
 
 
-def test_a_clean_stop_leaves_a_snapshot_that_the_next_start_reads_once(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
+def test_a_clean_stop_leaves_a_snapshot_that_the_next_start_reads_once(disk):
+    directory, log = disk
     now = int(time.time() * 1000)
     _store_with(directory, log, [f"m{i}" for i in range(500)], now).close()
     snapshot = os.path.join(directory, dedup.SNAPSHOT_FILE)
@@ -266,24 +254,20 @@ def test_a_clean_stop_leaves_a_snapshot_that_the_next_start_reads_once(tmp_path)
         conn.execute(f"DELETE FROM {table}")
     conn.commit()
     conn.close()
-    again = DedupStore(directory, window_ms=60_000)
-    again.open(log)
+    again = opened(directory, log, 60_000)
     assert not os.path.exists(snapshot)
     assert again.seen("web", ["m0", "m499", "new"], now - 60_000) == {"m0", "m499"}
     again.record([("web", "later", now)], upto_seq=501)
     again.close(commit=False)  # a crash: no snapshot, the next start reads the file
     assert not os.path.exists(snapshot)
-    third = DedupStore(directory, window_ms=60_000)
-    third.open(log)
+    third = opened(directory, log, 60_000)
     # Only the (emptied) file is read now; "later" was never committed to it.
     assert third.seen("web", ["m0", "later"], now - 60_000) == set()
     third.close()
-    log.close()
 
 
-def test_ids_recorded_after_a_snapshot_are_read_from_the_file(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
+def test_ids_recorded_after_a_snapshot_are_read_from_the_file(disk):
+    directory, log = disk
     now = int(time.time() * 1000)
     store = _store_with(directory, log, ["a"], now)
     store.close()  # snapshot holds "a"
@@ -294,16 +278,13 @@ def test_ids_recorded_after_a_snapshot_are_read_from_the_file(tmp_path):
     conn.execute(f"INSERT INTO {table} (fp, chk, received) VALUES (?, ?, ?)", (*fingerprint("web", "b"), now))
     conn.commit()
     conn.close()
-    again = DedupStore(directory, window_ms=60_000)
-    again.open(log)
+    again = opened(directory, log, 60_000)
     assert again.seen("web", ["a", "b", "c"], now - 60_000) == {"a", "b"}
     again.close()
-    log.close()
 
 
-def test_a_snapshot_beside_another_dedup_file_is_ignored(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
+def test_a_snapshot_beside_another_dedup_file_is_ignored(disk):
+    directory, log = disk
     now = int(time.time() * 1000)
     _store_with(directory, log, ["a"], now).close()
     snapshot = os.path.join(directory, dedup.SNAPSHOT_FILE)
@@ -313,33 +294,27 @@ def test_a_snapshot_beside_another_dedup_file_is_ignored(tmp_path):
     other.commit()
     other.close(commit=False)
     os.rename(snapshot + ".aside", snapshot)
-    again = DedupStore(directory, window_ms=60_000)
-    again.open(log)
+    again = opened(directory, log, 60_000)
     # The other file's rowids start again at 1: believing the snapshot's marks would skip "b".
     assert again.seen("web", ["a", "b"], now - 60_000) == {"b"}
     again.close()
-    log.close()
 
 
-def test_a_damaged_snapshot_is_ignored(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
+def test_a_damaged_snapshot_is_ignored(disk):
+    directory, log = disk
     now = int(time.time() * 1000)
     _store_with(directory, log, ["a"], now).close()
     with open(os.path.join(directory, dedup.SNAPSHOT_FILE), "r+b") as f:
         f.write(b"not a snapshot" * 300)
-    again = DedupStore(directory, window_ms=60_000)
-    again.open(log)
+    again = opened(directory, log, 60_000)
     assert again.seen("web", ["a"], now - 60_000) == {"a"}  # from the file
     assert not os.path.exists(os.path.join(directory, dedup.SNAPSHOT_FILE))
     again.close()
-    log.close()
 
 
 
-def test_a_snapshot_of_the_earlier_index_is_ignored(tmp_path):
-    directory = str(tmp_path / "data")
-    log = open_writer(directory, "full")
+def test_a_snapshot_of_the_earlier_index_is_ignored(disk):
+    directory, log = disk
     now = int(time.time() * 1000)
     store = _store_with(directory, log, ["a"], now)
     file_id = store._file_id
@@ -355,9 +330,7 @@ def test_a_snapshot_of_the_earlier_index_is_ignored(tmp_path):
     old.execute("INSERT INTO snapshot_of VALUES (?)", (file_id,))
     old.commit()
     old.close()
-    again = DedupStore(directory, window_ms=60_000)
-    again.open(log)
+    again = opened(directory, log, 60_000)
     assert again.seen("web", ["a"], now - 60_000) == {"a"}  # from the file, not from the snapshot
     assert not os.path.exists(os.path.join(directory, dedup.SNAPSHOT_FILE))
     again.close()
-    log.close()
