@@ -58,8 +58,9 @@ _ANNOUNCE_REBUILD = 100_000
 # SQLite's default limit on the parameters of one statement is 32,766.
 _LOOKUP_CHUNK = 10_000
 # The in-memory index is swept of ids older than the window in this many slices of the fingerprint
-# range, one per commit (about one a second): a slice of 5M ids is about 20,000 rows, a few ms. A
-# short window sweeps more slices per commit, so that a whole sweep takes at most a span.
+# range, one per commit (about one a second) for a window of at least about 21 minutes: a slice of
+# 5M ids is about 20,000 rows, a few ms. A shorter window sweeps more slices per commit, so that a
+# whole sweep takes at most a span.
 EXPIRY_SLICES = 256
 _SLICE_WIDTH = 2**64 // EXPIRY_SLICES
 # PRAGMA user_version of the file (1 was the first dedup file, keyed by messageId).
@@ -361,7 +362,7 @@ class DedupStore:
 
     def commit(self) -> None:
         """Commit what was recorded (no fsync), drop the file's spans that left the window, and
-        sweep one slice of the index."""
+        sweep the next slice(s) of the index."""
         try:
             self._commit()
         except sqlite3.DatabaseError as error:
