@@ -41,7 +41,9 @@ class Metrics:
             "collector_events_deduplicated", "Events dropped as repeats of a messageId", ["source"], registry=r
         )
         self.dedup_ids = Gauge(
-            "collector_dedup_ids", "messageIds held for dedup within storage.dedup_window (30-45 bytes of memory each loaded at start, about 70 inserted live)",
+            "collector_dedup_ids",
+            "messageIds held for dedup within storage.dedup_window"
+            " (30-45 bytes of memory each loaded at start, about 70 inserted live)",
             registry=r,
         )
         self.commit_seconds = Histogram(
