@@ -229,9 +229,11 @@ class Dispatcher:
                 outcome = await asyncio.wait_for(destination.send(envelopes), self.config.timeout)
             except asyncio.CancelledError:
                 raise
-            except asyncio.TimeoutError:
+            except asyncio.TimeoutError as error:
+                _drop_tracebacks(error)
                 outcome = retry(f"no answer within {self.config.timeout:g}s")
             except Exception as error:  # the vendor's client failed: network, TLS, DNS ...
+                _drop_tracebacks(error)
                 outcome = retry(f"{type(error).__name__}: {error}")
             metrics.delivery_seconds.labels(self.name).observe(time.perf_counter() - started)
             metrics.deliveries.labels(self.name, outcome.kind).inc()
@@ -283,6 +285,26 @@ class Dispatcher:
             return True
         except asyncio.TimeoutError:
             return False
+
+
+def _drop_tracebacks(error: BaseException) -> None:
+    """Forget where a failed send raised (and whatever it chained): only its message is kept.
+
+    A traceback keeps the frames it passed through alive, the send's among them with the request
+    body in its locals, and the exception and those frames form a cycle (asyncio's task holds the
+    exception, a frame holds the task or the exception it was handling). Reference counting cannot
+    free a cycle; only a full collection can, and with the collector's GC tuning those are rare.
+    Measured: during a 10-minute outage one request body per retry (500 KB) piled up, 40 MB in
+    the collector's process before a full collection freed them."""
+    pending: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending += [current.__cause__, current.__context__]
 
 
 class _Lane:

@@ -2,7 +2,9 @@
 covered against real local servers in tests/destinations and tests/e2e)."""
 
 import asyncio
+import gc
 import time
+import weakref
 from collections import deque
 
 import msgspec
@@ -200,6 +202,41 @@ async def test_exceptions_and_timeouts_are_retried(event_log):
     await until(lambda: len(dest.delivered) == 1)
     await dispatcher.stop(1)
     assert dest.attempts == 3
+
+
+class RequestBody:
+    """Stands for the request body a send builds (bytes cannot be watched with a weakref)."""
+
+
+@pytest.mark.parametrize("failure", ["connection refused", "timeout"])
+async def test_a_failed_send_leaves_nothing_for_the_garbage_collector(event_log, failure):
+    # A traceback keeps the send's frames, and the request body in them, alive in a cycle that only
+    # a full collection frees: during a long outage one body per retry piled up.
+    class Unreachable(Scripted):
+        bodies: weakref.WeakSet = weakref.WeakSet()
+
+        async def send(self, batch):
+            self.attempts += 1
+            body = RequestBody()
+            self.bodies.add(body)
+            try:
+                raise OSError("connect call failed")
+            except OSError as error:  # chained, as aiohttp's connector does
+                if failure == "timeout":  # aiohttp's own timeouts are asyncio.TimeoutError
+                    raise asyncio.TimeoutError("no answer") from error
+                raise ConnectionRefusedError("cannot connect") from error
+
+    dest = Unreachable("d", config())
+    gc.collect()
+    gc.disable()
+    try:
+        dispatcher = await start(event_log, dest)
+        await append(event_log, [event("u", 1)])
+        await until(lambda: dest.attempts >= 20)
+        await dispatcher.stop(1)
+        assert len(dest.bodies) <= 1, f"{len(dest.bodies)} request bodies of failed sends are still alive"
+    finally:
+        gc.enable()
 
 
 async def test_events_not_for_the_destination_are_skipped_and_passed(event_log):
