@@ -119,6 +119,8 @@ class Collector:
         metrics.commit_seconds.observe(stats.seconds)
         if stats.dedup_ids >= 0:
             metrics.dedup_ids.set(stats.dedup_ids)
+        if stats.dedup_window_ms >= 0:
+            metrics.dedup_window_seconds.set(stats.dedup_window_ms / 1000)
         for source, count in stats.committed.items():
             metrics.events_committed.labels(source).inc(count)
         for source, count in stats.duplicates.items():

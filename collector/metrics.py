@@ -42,8 +42,12 @@ class Metrics:
         )
         self.dedup_ids = Gauge(
             "collector_dedup_ids",
-            "messageIds held for dedup within storage.dedup_window"
-            " (30-45 bytes of memory each loaded at start, about 70 inserted live)",
+            "messageIds held for dedup within storage.dedup_window (about 40 bytes of memory each)",
+            registry=r,
+        )
+        self.dedup_window_seconds = Gauge(
+            "collector_dedup_window_seconds",
+            "The dedup window in force: storage.dedup_window, or less once storage.dedup_max_ids is reached",
             registry=r,
         )
         self.commit_seconds = Histogram(

@@ -62,6 +62,9 @@ class StorageConfig(_Section):
     min_free_bytes: ByteSize = ByteSize(256 * 1024 * 1024)
     # Events with a messageId already seen from the same source within this window are dropped.
     dedup_window: Duration = Duration(86400)
+    # ... and at most this many ids are held (about 40 bytes of memory each); beyond it the window
+    # in force is shortened (collector_dedup_window_seconds says by how much). 0 = no cap.
+    dedup_max_ids: Annotated[int, msgspec.Meta(ge=0)] = 10_000_000
     # Dead letters (events a destination gave up on) are kept this long for inspection and replay.
     dead_letter_retention: Duration = Duration(30 * 86400)
 

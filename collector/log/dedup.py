@@ -31,6 +31,11 @@ memory too, a lookup probed every live span, and cost 6.4 us an id with the five
 window against 0.8 us with one. Ids older than the window are swept from memory a slice of the
 fingerprint range at a time, a slice or more per commit (see EXPIRY_SLICES); until then a lookup
 skips them by their time.
+
+The memory is bounded by `storage.dedup_max_ids` as well as by the window: once the index holds
+more ids, the window in force is shortened (`forget_before_ms`, kept in the file) so that about 90%
+of them remain, estimated from the received times of a sample of the index (fingerprints are
+uniform, so a slice of their range is a random sample); the regular sweep then removes the rest.
 """
 
 from __future__ import annotations
@@ -66,6 +71,11 @@ _SLICE_WIDTH = 2**64 // EXPIRY_SLICES
 # PRAGMA user_version of the file (1 was the first dedup file, keyed by messageId).
 _FORMAT = 2
 _TWO_INT64 = Struct("<qq").unpack
+# When the index outgrows max_ids, the window is shortened to keep this share of them, so that it
+# is not shortened again at every commit while the sweep catches up.
+_KEEP_AFTER_SHORTENING = 0.9
+# Ids whose received times estimate where to shorten the window (a sample of the index).
+_SAMPLE_IDS = 4096
 
 
 def dedup_path(directory: str) -> str:
@@ -82,15 +92,21 @@ def fingerprint(source: str, message_id: str) -> tuple[int, int]:
 
 
 class DedupStore:
-    def __init__(self, directory: str, window_ms: int) -> None:
+    def __init__(self, directory: str, window_ms: int, max_ids: int = 0) -> None:
         self.path = dedup_path(directory)
         self.snapshot_path = os.path.join(directory, SNAPSHOT_FILE)
         self.window_ms = max(1, int(window_ms))
+        self.max_ids = max(0, int(max_ids))  # 0: bounded by the window alone
+        # Ids received at or before this time (ms) are forgotten although still in the window,
+        # because the index reached max_ids. 0 while it never has.
+        self.forget_before_ms = 0
+        self._slices_until_estimate = 0  # the sweep's slices to go before the window may be shortened again
+        self.notes: list[str] = []  # for the collector's log, taken by the writer
         self.span_ms = max(1, self.window_ms // 4)
         self.conn: sqlite3.Connection | None = None  # the file
         self.index: sqlite3.Connection | None = None  # the same ids, in memory, keyed by fingerprint
         self.spans: list[int] = []  # the file's live span numbers, ascending
-        # Ids in the index (30-45 bytes of memory each); an id sent again after the window replaces
+        # Ids in the index (about 40 bytes of memory each); an id sent again after the window replaces
         # its row but is counted twice until the next start.
         self.ids = 0
         self._next_slice = 0  # the slice of the fingerprint range the next expiry sweeps
@@ -138,6 +154,8 @@ class DedupStore:
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID")
         row = conn.execute("SELECT value FROM meta WHERE key = 'covered_seq'").fetchone()
         self.covered_seq = int(row[0]) if row else 0
+        row = conn.execute("SELECT value FROM meta WHERE key = 'forget_before_ms'").fetchone()
+        self.forget_before_ms = int(row[0]) if row and self.max_ids else 0
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version != _FORMAT:
             if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name <> 'meta'").fetchone():
@@ -148,7 +166,7 @@ class DedupStore:
         (self._file_id,) = conn.execute("SELECT value FROM meta WHERE key = 'file_id'").fetchone()
         names = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ids\\_%' ESCAPE '\\'")
         on_disk = sorted(int(name[4:]) for (name,) in names)
-        since = int(time.time() * 1000) - self.window_ms
+        since = self.since_ms(int(time.time() * 1000))
         marks = self._read_snapshot()  # span -> the file's last rowid the snapshot holds
         if marks is None:
             self.index = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -189,7 +207,7 @@ class DedupStore:
         self.spans.sort()
 
     def _catch_up(self, log: sqlite3.Connection) -> int:
-        since = int(time.time() * 1000) - self.window_ms
+        since = self.since_ms(int(time.time() * 1000))
         added = 0
         (behind,) = log.execute("SELECT count(*) FROM events WHERE seq > ?", (self.covered_seq,)).fetchone()
         if behind >= _ANNOUNCE_REBUILD:
@@ -283,6 +301,11 @@ class DedupStore:
 
     # -- the hot path ---------------------------------------------------------------------------------
 
+    def since_ms(self, received_ms: int) -> int:
+        """The start of the window in force for an event received at ``received_ms``: the
+        configured window, or less once max_ids shortened it."""
+        return max(received_ms - self.window_ms, self.forget_before_ms)
+
     def seen(self, source: str, ids: list[str], since_ms: int) -> set[str]:
         """Which of ``ids`` this source sent after ``since_ms`` (received time)."""
         wanted = {fingerprint(source, m): m for m in ids}
@@ -356,6 +379,31 @@ class DedupStore:
         self.ids -= removed
         return removed
 
+    def _shorten_window(self, now_ms: int) -> None:
+        """Forget early the oldest ids, so that about _KEEP_AFTER_SHORTENING of max_ids remain
+        once the sweep has been round the whole index (until then, lookups skip them)."""
+        index = self.index
+        assert index is not None
+        slices = min(EXPIRY_SLICES, max(1, math.ceil(_SAMPLE_IDS * EXPIRY_SLICES / max(1, self.ids))))
+        low = -(2**63) + self._next_slice * _SLICE_WIDTH
+        high = min(2**63 - 1, low + slices * _SLICE_WIDTH - 1)
+        since = self.since_ms(now_ms)
+        sample = sorted(received for (received,) in index.execute(
+            "SELECT received FROM ids WHERE fp BETWEEN ? AND ? AND received > ?", (low, high, since)))
+        if not sample:
+            return
+        forget = 1 - _KEEP_AFTER_SHORTENING * self.max_ids / self.ids
+        self.forget_before_ms = max(self.forget_before_ms, sample[min(len(sample) - 1, int(forget * len(sample)))])
+        self._slices_until_estimate = EXPIRY_SLICES
+        assert self.conn is not None
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('forget_before_ms', ?)",
+                          (self.forget_before_ms,))
+        self.notes.append(
+            f"the dedup index holds {self.ids} ids, more than storage.dedup_max_ids ({self.max_ids}): ids"
+            f" received more than {(now_ms - self.forget_before_ms) / 1000:.0f} s ago are no longer checked"
+            f" (storage.dedup_window is {self.window_ms / 1000:.0f} s); raise dedup_max_ids (about 40 bytes"
+            f" of memory an id) or shorten dedup_window")
+
     def commit_if_due(self) -> None:
         if self._pending >= COMMIT_IDS or time.monotonic() - self._last_commit >= COMMIT_INTERVAL:
             self.commit()
@@ -372,11 +420,15 @@ class DedupStore:
     def _commit(self) -> None:
         conn, index = self.conn, self.index
         assert conn is not None and index is not None
-        since = int(time.time() * 1000) - self.window_ms
+        now = int(time.time() * 1000)
+        if self.max_ids and self.ids > self.max_ids and self._slices_until_estimate <= 0:
+            self._shorten_window(now)
+        since = self.since_ms(now)
         for span in [s for s in self.spans if (s + 1) * self.span_ms <= since]:
             conn.execute(f"DROP TABLE IF EXISTS {_table(span)}")
             self.spans.remove(span)
         self.expire(since, slices=self._slices_per_commit)
+        self._slices_until_estimate = max(0, self._slices_until_estimate - self._slices_per_commit)
         if conn.in_transaction:
             conn.execute("COMMIT")
         conn.execute("BEGIN")

@@ -47,6 +47,7 @@ class EventLog:
             cfg.path,
             cfg.sync,
             dedup_window_ms=int(cfg.dedup_window * 1000),
+            dedup_max_ids=cfg.dedup_max_ids,
             on_commit=self._committed,
             on_failure=self._failed,
         )

@@ -91,15 +91,17 @@ class CommitStats:
     duplicates: dict[str, int]  # source -> rows dropped as duplicates
     seconds: float
     dedup_ids: int = -1  # messageIds in the dedup window after this commit (-1: not known)
+    dedup_window_ms: int = -1  # the dedup window in force (shorter than configured once dedup_max_ids is reached)
 
 
 class WriterProcessError(Exception):
     """The log writer process could not be started, or stopped answering."""
 
 
-def writer_command(directory: str, sync: str, dedup_window_ms: int, wal_restart_bytes: int) -> list[str]:
+def writer_command(directory: str, sync: str, dedup_window_ms: int, dedup_max_ids: int,
+                   wal_restart_bytes: int) -> list[str]:
     return [sys.executable, "-m", "collector.log.writer_process", directory, sync, str(dedup_window_ms),
-            str(wal_restart_bytes)]
+            str(dedup_max_ids), str(wal_restart_bytes)]
 
 
 class Writer:
@@ -110,10 +112,12 @@ class Writer:
         dedup_window_ms: int,
         on_commit: Callable[[CommitStats], None],
         on_failure: Callable[[Exception], None],
+        dedup_max_ids: int = 0,
     ) -> None:
         self._directory = directory
         self._sync = sync
         self._dedup_window_ms = int(dedup_window_ms)
+        self._dedup_max_ids = int(dedup_max_ids)
         self._on_commit = on_commit
         self._on_failure = on_failure
         self._process: asyncio.subprocess.Process | None = None
@@ -281,7 +285,8 @@ class Writer:
             _resolve(group.waiters, None)
             for future, rowcount in zip(group.statement_waiters, outcome.rowcounts):
                 _resolve([future], rowcount)
-            self._on_commit(CommitStats(outcome.committed, outcome.duplicates, seconds, outcome.dedup_ids))
+            self._on_commit(CommitStats(outcome.committed, outcome.duplicates, seconds, outcome.dedup_ids,
+                                        outcome.dedup_window_ms))
         for (_, future), script_error in zip(group.scripts, outcome.script_errors):
             if script_error is None:
                 _resolve([future], None)
@@ -292,7 +297,8 @@ class Writer:
 
     async def _spawn(self) -> None:
         # Read at spawn time, not import time, so that tests can lower it.
-        argv = writer_command(self._directory, self._sync, self._dedup_window_ms, WAL_RESTART_BYTES)
+        argv = writer_command(self._directory, self._sync, self._dedup_window_ms, self._dedup_max_ids,
+                              WAL_RESTART_BYTES)
         # Groups go through a pipe of our own, as large as the system allows (see GroupsPipe);
         # outcomes come back on stdout. stderr is inherited: a crash's traceback lands in the
         # collector's own log (the journal).

@@ -70,6 +70,7 @@ class Outcome(msgspec.Struct, array_like=True):
     script_errors: list[str | None] = []  # one per script
     notes: list[str] = []  # warnings for the collector's log
     dedup_ids: int = -1  # ids in the dedup window's index (-1: the index is not open)
+    dedup_window_ms: int = -1  # the window in force: shorter than configured once dedup_max_ids is reached
 
 
 class Hello(msgspec.Struct, array_like=True):
@@ -99,7 +100,6 @@ class LogWriter:
         self.conn = conn
         self.wal_path = wal_path
         self.dedup = dedup
-        self.dedup_window_ms = dedup.window_ms
         self.wal_restart_bytes = wal_restart_bytes
         self._inserted: list[tuple[int, int, int]] = []  # (fp, chk, received) of this transaction's events
         self._in_transaction: set[tuple[int, int]] = set()  # their fingerprints
@@ -133,6 +133,11 @@ class LogWriter:
         self._restart_wal_if_large(outcomes[-1])
         if self.dedup.index is not None:
             outcomes[-1].dedup_ids = self.dedup.ids
+            now = int(time.time() * 1000)
+            outcomes[-1].dedup_window_ms = now - self.dedup.since_ms(now)
+        if self.dedup.notes:
+            outcomes[-1].notes += self.dedup.notes
+            self.dedup.notes = []
         return outcomes
 
     def _stage(self, group: Group, outcome: Outcome) -> None:
@@ -165,7 +170,7 @@ class LogWriter:
             keys = [fingerprint(source, row[1]) for row in chunk]
             # One window start for the chunk (its oldest event's), at most a few ms earlier than
             # each event's own: a negligible widening of the window, for one lookup per chunk.
-            since = min(row[2] for row in chunk) - self.dedup_window_ms
+            since = self.dedup.since_ms(min(row[2] for row in chunk))
             seen = self.dedup.seen_keys(keys, since)
             # Ids inserted earlier in this transaction (by another group) are not in the dedup
             # store yet: it hears of them after the commit.
@@ -291,7 +296,7 @@ def frame(payload: bytes) -> bytes:
     return _LENGTH.pack(len(payload)) + payload
 
 
-def serve(directory: str, sync: str, dedup_window_ms: int, wal_restart_bytes: int,
+def serve(directory: str, sync: str, dedup_window_ms: int, dedup_max_ids: int, wal_restart_bytes: int,
           stdin: BinaryIO, stdout: BinaryIO) -> None:
     encoder = msgspec.msgpack.Encoder()
     try:
@@ -300,7 +305,7 @@ def serve(directory: str, sync: str, dedup_window_ms: int, wal_restart_bytes: in
         stdout.write(frame(encoder.encode(Hello(error=str(error)))))
         stdout.flush()
         return
-    dedup = DedupStore(directory, dedup_window_ms)
+    dedup = DedupStore(directory, dedup_window_ms, dedup_max_ids)
     try:
         dedup.open(conn)
     except (sqlite3.Error, OSError):
@@ -324,11 +329,12 @@ def serve(directory: str, sync: str, dedup_window_ms: int, wal_restart_bytes: in
 
 
 def main(argv: list[str]) -> int:
-    directory, sync, dedup_window_ms, wal_restart_bytes = argv
+    directory, sync, dedup_window_ms, dedup_max_ids, wal_restart_bytes = argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        serve(directory, sync, int(dedup_window_ms), int(wal_restart_bytes), sys.stdin.buffer, sys.stdout.buffer)
+        serve(directory, sync, int(dedup_window_ms), int(dedup_max_ids), int(wal_restart_bytes),
+              sys.stdin.buffer, sys.stdout.buffer)
     except BrokenPipeError:  # the collector is gone
         pass
     return 0

@@ -796,3 +796,10 @@ def test_an_official_bundle_dir_without_the_bundle_is_an_error(tmp_path):
     ]
     (tmp_path / "standalone.js").write_text("/* bundle */")
     assert load_config_text(text, "collector.yaml").browser.official_bundle_dir == str(tmp_path)
+
+
+def test_the_dedup_cap_is_a_count_of_ids_and_zero_turns_it_off():
+    assert load("").storage.dedup_max_ids == 10_000_000
+    assert load("storage:\n  dedup_max_ids: 0\n").storage.dedup_max_ids == 0
+    assert errors("storage:\n  dedup_max_ids: -1\n") == [
+        "collector.yaml:2:18: storage.dedup_max_ids: expected int >= 0, got -1"]

@@ -619,6 +619,20 @@ def test_the_same_message_id_from_two_sources_is_stored_twice(collector: Running
     assert [e["event"] for e in collector.server_archive.wait_user(user, 1)] == [SERVER]
 
 
+def test_past_dedup_max_ids_the_window_in_force_is_shortened_and_said(tmp_path: Path) -> None:
+    config = {"sources": SOURCES, "storage": {"dedup_max_ids": 100}}
+    process = CollectorProcess(tmp_path / "collector", config).start()
+    try:
+        for _ in range(4):  # the dedup index is committed (and checked against its cap) about once a second
+            batch = [{"type": "track", "userId": new_user(), "event": "E"} for _ in range(100)]
+            assert requests.post(process.url + "/v1/batch", json={"batch": batch}, auth=(WEB, ""), timeout=5).status_code == 200
+            time.sleep(0.6)
+        assert process.metric("collector_dedup_window_seconds") < 60
+        assert "more than storage.dedup_max_ids (100)" in process.logs()
+    finally:
+        process.stop()
+
+
 def test_dedup_survives_a_restart(tmp_path: Path) -> None:
     archive = Archive(tmp_path / "archive")
     config = {"sources": SOURCES, "destinations": {"archive": file_destination(tmp_path / "archive")}}
@@ -632,6 +646,7 @@ def test_dedup_survives_a_restart(tmp_path: Path) -> None:
         process.start()
         # Read back at start (the destinations' cursors were written since: a commit reported it).
         assert process.metric("collector_dedup_ids") == 1
+        assert process.metric("collector_dedup_window_seconds") == 86400  # the whole window: under the cap
         answer = running.post("/v1/batch", {"batch": [{"type": "track", "userId": user, "event": "After", "messageId": message_id}]})
         assert answer.status_code == 200
         assert [e["event"] for e in running.settle(user)] == ["Before"]

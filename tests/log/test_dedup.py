@@ -334,3 +334,53 @@ def test_a_snapshot_of_the_earlier_index_is_ignored(disk):
     assert again.seen("web", ["a"], now - 60_000) == {"a"}  # from the file, not from the snapshot
     assert not os.path.exists(os.path.join(directory, dedup.SNAPSHOT_FILE))
     again.close()
+
+
+def capped(disk, max_ids: int, count: int = 3000, every_ms: int = 500) -> tuple[DedupStore, int]:
+    """A store with a window of an hour and ``max_ids``, holding ``count`` ids (m0 the oldest,
+    one every ``every_ms`` up to now), committed; and that now."""
+    directory, log = disk
+    store = DedupStore(directory, window_ms=3_600_000, max_ids=max_ids)
+    store.open(log)
+    now = int(time.time() * 1000)
+    store.record([("web", f"m{i}", now - (count - i) * every_ms) for i in range(count)], upto_seq=count)
+    store.commit()
+    return store, now
+
+
+def test_past_max_ids_the_oldest_ids_are_forgotten_first(disk):
+    store, now = capped(disk, max_ids=1000)  # 25 minutes of ids, all within the hour
+    assert store.forget_before_ms > now - 3_600_000
+    assert "storage.dedup_max_ids (1000)" in store.notes[0]
+    # The sweep takes one slice a commit; all of them at once here.
+    store.expire(store.since_ms(now))
+    assert 800 <= store.ids == index_rows(store) <= 1000  # about 90% of max_ids
+    since = store.since_ms(now)
+    assert store.seen("web", ["m2999", "m2500"], since) == {"m2999", "m2500"}
+    assert store.seen("web", ["m0", "m1000"], since) == set()
+    store.close()
+
+    # Kept in the file: a restart does not load the forgotten ids back.
+    again = DedupStore(disk[0], window_ms=3_600_000, max_ids=1000)
+    again.open(disk[1])
+    assert again.forget_before_ms == store.forget_before_ms
+    assert again.ids <= 1000
+    again.close()
+
+
+def test_under_max_ids_the_whole_window_is_kept(disk):
+    store, now = capped(disk, max_ids=5000)
+    assert (store.forget_before_ms, store.notes) == (0, [])
+    assert store.since_ms(now) == now - 3_600_000
+    assert store.seen("web", ["m0"], store.since_ms(now)) == {"m0"}
+    store.close()
+
+
+def test_without_max_ids_a_shortened_window_is_not_kept_after_a_restart(disk):
+    store, now = capped(disk, max_ids=1000)
+    store.close()
+    uncapped = DedupStore(disk[0], window_ms=3_600_000, max_ids=0)
+    uncapped.open(disk[1])
+    assert uncapped.forget_before_ms == 0
+    assert uncapped.since_ms(now) == now - 3_600_000
+    uncapped.close()
