@@ -97,6 +97,8 @@ class OpenLoop:
         self.outstanding = 0
         self.max_waiting = 0
         self.oversleep: list[float] = []
+        self.measure_until = float("inf")
+        self.answered_in_window = 0  # answers that arrived while requests were being sent (after the warm-up)
 
     async def open(self) -> None:
         self.connections += 1
@@ -138,6 +140,8 @@ class OpenLoop:
     def answered(self, conn: Connection) -> None:
         now = time.monotonic()
         self.outstanding -= 1
+        if self.measure_from <= now < self.measure_until:
+            self.answered_in_window += 1
         if conn.due >= self.measure_from:
             self.latency.append(now - conn.due)
             self.service.append(now - conn.sent)
@@ -159,6 +163,7 @@ class OpenLoop:
             await asyncio.gather(*(self.open() for _ in range(16)))
         start = time.monotonic()
         self.measure_from = start + self.warmup
+        self.measure_until = self.measure_from + self.duration
         total = int((self.warmup + self.duration) * self.rate)
         i = 0
         while i < total:
@@ -184,6 +189,9 @@ class OpenLoop:
             "duration": self.duration,
             "answered": measured,
             "achieved_rate": measured / self.duration,
+            # What the server answered while the load lasted: the rate itself if it kept up, its
+            # capacity under this generator if not (achieved_rate also counts the late answers).
+            "throughput": self.answered_in_window / self.duration,
             "errors": self.errors,
             "lost": self.lost,
             "unanswered": self.outstanding,
