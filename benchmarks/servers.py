@@ -95,15 +95,16 @@ class Collector(Server):
 
 
 def collector(workdir: Path, name: str, destinations: dict[str, dict], sync: str = "full",
-              source: dict | None = None, tracking_plans: dict | None = None) -> Collector:
+              source: dict | None = None, tracking_plans: dict | None = None,
+              storage: dict | None = None) -> Collector:
     """A collector with its own empty storage directory, configured for the benchmark; ``source``
-    adds keys to its one source (e.g. a tracking plan and PII rules)."""
+    adds keys to its one source (e.g. a tracking plan and PII rules), ``storage`` to its storage."""
     directory = workdir / name
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = {
         "server": {"listen": f"{HOST}:{port}"},
-        "storage": {"path": str(directory / "data"), "sync": sync},
+        "storage": {"path": str(directory / "data"), "sync": sync, **(storage or {})},
         "logging": {"level": "warning"},
         "sources": {"bench": {"write_key": WRITE_KEY, **(source or {})}},
         "destinations": destinations,
