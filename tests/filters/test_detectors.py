@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.filters.detectors import DETECTORS, is_credit_card, is_email, is_ip, is_phone, is_us_ssn, luhn_valid
 
@@ -64,6 +68,26 @@ def test_ip_matches_addresses(text):
 @pytest.mark.parametrize("text", ["1.2.3", "256.1.1.1", "v1.2.3.4", "2.11.1", "12:30", "abc", ""])
 def test_ip_refuses_versions_times_and_words(text):
     assert not is_ip(text)
+
+
+@given(st.ip_addresses())
+def test_ip_matches_every_address_in_every_spelling(address):
+    spellings = {str(address), str(address).upper()}
+    if address.version == 6:
+        spellings |= {address.exploded, f"{address.compressed}%eth0"}
+    for text in spellings:
+        assert is_ip(text), text
+
+
+@given(st.text(alphabet="0123456789abcdefABCDEF:.% xyz", max_size=45))
+def test_ip_agrees_with_the_standard_library(text):
+    # The shape checks before ipaddress only make refusals cheaper: they never refuse an address.
+    try:
+        ipaddress.ip_address(text.strip())
+        parses = True
+    except ValueError:
+        parses = False
+    assert is_ip(text) == (parses and ("." in text or ":" in text))
 
 
 def test_us_ssn():
