@@ -6,8 +6,11 @@ from __future__ import annotations
 import copy
 import hashlib
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from collector.filters.config import PiiRuleConfig
-from collector.filters.pii import PiiRule, PiiRules
+from collector.filters.pii import DeepWalk, PiiRule, PiiRules
 
 
 def sha256(text: str) -> str:
@@ -130,3 +133,61 @@ def test_a_rule_on_an_event_without_those_objects():
 def test_a_rule_reports_whether_it_walks_the_event():
     assert not PiiRule(PiiRuleConfig(fields=["context.ip"], action="truncate_ip")).deep
     assert PiiRule(PiiRuleConfig(keys=["password"], action="drop")).deep
+
+
+# -- several deep rules in one walk ------------------------------------------------------------------
+
+_KEYS = ["email", "Password", "ssn", "ip", "note", "items", "address"]
+_SCALARS = st.one_of(
+    st.sampled_from(["ann@example.com", "4111 1111 1111 1111", "+44 20 7946 0958", "203.0.113.9",
+                     "2001:db8::1", "123-45-6789", "hunter2", "Paris", "19.99", ""]),
+    st.integers(min_value=-(10**17), max_value=10**17), st.booleans(), st.none(), st.floats(allow_nan=False),
+)
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.sampled_from(_KEYS), inner, max_size=4), max_leaves=12)
+_RULES = st.lists(st.fixed_dictionaries({}, optional={
+    "fields": st.lists(st.sampled_from(["userId", "context.ip", "traits.email", "properties.address",
+                                        "traits", "properties.items"]), max_size=2),
+    "keys": st.lists(st.sampled_from(_KEYS), max_size=2),
+    "values": st.lists(st.sampled_from(["email", "credit_card", "phone", "ip", "us_ssn"]), max_size=2),
+    "pattern": st.sampled_from(["Par", r"\d{3}"]),
+}).map(lambda selectors: selectors or {"keys": ["note"]}).flatmap(
+    lambda selectors: st.sampled_from([{"action": "drop"}, {"action": "hash"}, {"action": "truncate_ip"},
+                                       {"action": "mask", "keep_last": 2}]).map(lambda a: {**selectors, **a})),
+    min_size=1, max_size=4)
+
+
+_CONTAINER = st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@example(  # a deep rule, then fields inside traits: the walk must come first
+    {"userId": "u", "properties": {}, "traits": {"email": "ann@example.com"}, "context": {}},
+    [{"values": ["email"], "action": "mask", "keep_last": 2}, {"fields": ["traits.email"], "action": "hash"}])
+@example(  # keys selecting a container after a rule that looks inside it
+    {"userId": "u", "properties": {"address": {"note": "ann@example.com", "ip": "203.0.113.9"}}, "traits": {},
+     "context": {}},
+    [{"values": ["email"], "action": "hash"}, {"keys": ["address"], "action": "hash"}])
+@given(st.fixed_dictionaries({"userId": _SCALARS, "properties": _CONTAINER, "traits": _CONTAINER,
+                              "context": _CONTAINER}), _RULES)
+def test_shared_walks_give_what_one_walk_per_rule_gives(event, rules):
+    configs = [PiiRuleConfig(**rule) for rule in rules]
+    one_walk_each = copy.deepcopy(event)
+    for config in configs:
+        PiiRule(config).apply(one_walk_each)
+    shared = copy.deepcopy(event)
+    PiiRules(configs).apply(shared)
+    assert shared == one_walk_each
+
+
+def test_consecutive_deep_rules_share_one_walk_and_top_level_fields_do_not_split_it():
+    rules = PiiRules([PiiRuleConfig(**rule) for rule in [
+        {"fields": ["context.ip"], "action": "truncate_ip"},
+        {"keys": ["password"], "action": "drop"},
+        {"fields": ["userId"], "action": "hash"},
+        {"values": ["email"], "action": "mask"},
+        {"fields": ["traits.email"], "action": "hash"},  # inside traits: the walk before it must end first
+        {"values": ["phone"], "action": "mask"},
+    ]])
+    walks = [step for step in rules.steps if isinstance(step, DeepWalk)]
+    assert [len(walk.rules) for walk in walks] == [2, 1]
