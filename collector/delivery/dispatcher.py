@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 _routing_decoder = msgspec.json.Decoder(RoutingFields)
 # How long a caught-up dispatcher waits after news of a commit before it reads (see _read_loop).
 _TAIL_READ_DELAY = 0.01
-# Rows per read of the log. Routing them runs on the event loop in one go (1.5 us a row), and the
-# reader thread builds them holding the GIL, so ingestion waits meanwhile: 1,000 rows keep that
-# wait short while a backlog drains (5,000 did no better for the drain itself).
-_READ_ROWS = 1000
 
 
 @dataclass(slots=True)
@@ -141,7 +137,7 @@ class Dispatcher:
                 await self._room.wait()
                 continue
             try:
-                rows = await self.log.read_after(self._read_pos, min(room, _READ_ROWS))
+                rows = await self.log.read_after(self._read_pos, min(room, 5000))
             except Exception:
                 log.exception("%s: reading the log failed; trying again", self.name)
                 await self._stopped_within(1.0)
