@@ -27,9 +27,20 @@ def test_version():
 def test_check_of_the_example_config_passes_and_summarises_it():
     done = collector("check", "--config", "config.example.yaml")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (
-        "config.example.yaml: OK (2 sources, 3 destinations, 1 tracking plan used by 1 source, 4 PII rules)"
-    )
+    assert done.stdout.splitlines() == [
+        "config.example.yaml: OK (2 sources, 3 destinations, 1 tracking plan used by 1 source, 4 PII rules)",
+        "config.example.yaml: dedup: messageIds of the last 24 h, at most 10,000,000 held (about 400 MB of"
+        " memory); above 116 events/s the window in force is shorter",
+    ]
+
+
+def test_check_says_what_an_uncapped_dedup_window_costs(tmp_path):
+    config = tmp_path / "uncapped.yaml"
+    config.write_text("sources:\n  web:\n    write_key: k\nstorage:\n  dedup_max_ids: 0\n  dedup_window: 30m\n")
+    done = collector("check", "--config", str(config))
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[1] == (f"{config}: dedup: every messageId of the last 30 min, no cap: about"
+                                           " 0.1 MB of memory for each event/s received")
 
 
 def test_check_reports_every_error_with_its_line_and_exits_1(tmp_path):
