@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.chaos.support import Loader, rss_kb  # noqa: E402
+from tests.chaos.support import Loader, own_rss_kb, rss_kb  # noqa: E402
 from tests.support.process import CollectorProcess, free_port  # noqa: E402
 
-__all__ = ["CollectorProcess", "CountingReceiver", "Loader", "free_port", "rss_kb", "files", "log_span", "say"]
+__all__ = ["CollectorProcess", "CountingReceiver", "Loader", "free_port", "own_rss_kb", "rss_kb", "files", "log_span",
+           "say"]
 
 
 class CountingReceiver:

@@ -28,10 +28,11 @@ import shutil
 import json
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from benchmarks.chaos.common import CollectorProcess, CountingReceiver, Loader, files, machine, rss_kb, say, statuses
+from benchmarks.chaos.common import (
+    CollectorProcess, CountingReceiver, Loader, files, machine, own_rss_kb, rss_kb, say, statuses,
+)
 from collector.config.units import Duration
 from tests.support.process import child_pids
 
@@ -78,9 +79,9 @@ def main() -> int:
     def sample(phase: str) -> dict:
         point = {"t": round(time.monotonic() - marks["start"], 1), "phase": phase,
                  "acked": sum(l.acked_count for l in loaders), "rss_mb": round(rss_kb(pid) / 1024, 1),
-                 "rss_main_mb": round(own_rss_kb(pid) / 1024, 1),
-                 "rss_writer_mb": round(sum(own_rss_kb(child) for child in child_pids(pid)) / 1024, 1),
-                 "dedup_ids": dedup_ids(collector.url),
+                 "rss_main_mb": round((own_rss_kb(pid) or 0) / 1024, 1),
+                 "rss_writer_mb": round(sum(own_rss_kb(child) or 0 for child in child_pids(pid)) / 1024, 1),
+                 "dedup_ids": int(collector.metric("collector_dedup_ids")),
                  "flaky_distinct": flaky.distinct(), "steady_distinct": steady.distinct(), **files(directory / "data")}
         samples.append(point)
         say(json.dumps(point))
@@ -170,27 +171,6 @@ def main() -> int:
     if args.dir is None:
         shutil.rmtree(directory, ignore_errors=True)
     return 0 if ok else 1
-
-
-def own_rss_kb(pid: int) -> int:
-    """Resident memory of one process alone, in KiB (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-    except (OSError, StopIteration):
-        return 0
-
-
-def dedup_ids(url: str) -> int | None:
-    """The collector's `collector_dedup_ids` gauge: the messageIds its dedup index holds."""
-    try:
-        with urllib.request.urlopen(url + "/metrics", timeout=5) as answer:
-            for line in answer.read().decode().splitlines():
-                if line.startswith("collector_dedup_ids "):
-                    return int(float(line.split()[1]))
-    except OSError:
-        return None
-    return None
 
 
 if __name__ == "__main__":

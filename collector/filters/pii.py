@@ -137,8 +137,7 @@ class DeepWalk:
 
     def __init__(self, rules: list[PiiRule]) -> None:
         self.rules = rules
-        self.by_key = any(rule.keys for rule in rules)
-        self.keys = frozenset().union(*(rule.keys for rule in rules))
+        self.keys = frozenset().union(*(rule.keys for rule in rules))  # every key any of them names
         self.value_rules = [rule for rule in rules if rule.by_value]
 
     def __call__(self, event: dict) -> None:
@@ -178,13 +177,13 @@ class DeepWalk:
 
     def _walk_dict(self, node: dict, rules: list[PiiRule]) -> None:
         changed = None
-        by_key, keys = self.by_key, self.keys
+        keys = self.keys
         # The common cases without _settle: a key no rule names, holding a container (every rule
         # walks it) or a value no rule selects.
         whole = rules is self.rules
         value_rules = self.value_rules if whole else [rule for rule in rules if rule.by_value]
         for key, value in node.items():
-            lower = key.lower() if by_key else None
+            lower = key.lower() if keys else None
             if lower is None or lower not in keys:
                 kind = type(value)
                 if kind is dict:

@@ -28,18 +28,21 @@ def basic(write_key: str) -> str:
     return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
 
 
+def own_rss_kb(pid: int) -> int | None:
+    """Resident memory of one process, in KiB, from /proc/PID/status (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+
+
 def rss_kb(pid: int) -> int:
-    """Resident memory of a process and its children (the log writer process), in KiB, from
-    /proc/PID/status."""
-    total = 0
-    for member in [pid, *child_pids(pid)]:
-        try:
-            with open(f"/proc/{member}/status") as status:
-                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            if member == pid:
-                raise AssertionError(f"no VmRSS for pid {pid}") from None
-    return total
+    """Resident memory of a process and its children (the log writer process), in KiB."""
+    own = own_rss_kb(pid)
+    if own is None:
+        raise AssertionError(f"no VmRSS for pid {pid}")
+    return own + sum(own_rss_kb(child) or 0 for child in child_pids(pid))
 
 
 class Archive:

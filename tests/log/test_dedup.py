@@ -25,8 +25,8 @@ def disk(tmp_path):
     log.close()
 
 
-def opened(directory: str, log: sqlite3.Connection, window_ms: int) -> DedupStore:
-    store = DedupStore(directory, window_ms=window_ms)
+def opened(directory: str, log: sqlite3.Connection, window_ms: int, max_ids: int = 0) -> DedupStore:
+    store = DedupStore(directory, window_ms=window_ms, max_ids=max_ids)
     store.open(log)
     return store
 
@@ -339,9 +339,7 @@ def test_a_snapshot_of_the_earlier_index_is_ignored(disk):
 def capped(disk, max_ids: int, count: int = 3000, every_ms: int = 500) -> tuple[DedupStore, int]:
     """A store with a window of an hour and ``max_ids``, holding ``count`` ids (m0 the oldest,
     one every ``every_ms`` up to now), committed; and that now."""
-    directory, log = disk
-    store = DedupStore(directory, window_ms=3_600_000, max_ids=max_ids)
-    store.open(log)
+    store = opened(*disk, 3_600_000, max_ids)
     now = int(time.time() * 1000)
     store.record([("web", f"m{i}", now - (count - i) * every_ms) for i in range(count)], upto_seq=count)
     store.commit()
@@ -361,8 +359,7 @@ def test_past_max_ids_the_oldest_ids_are_forgotten_first(disk):
     store.close()
 
     # Kept in the file: a restart does not load the forgotten ids back.
-    again = DedupStore(disk[0], window_ms=3_600_000, max_ids=1000)
-    again.open(disk[1])
+    again = opened(*disk, 3_600_000, max_ids=1000)
     assert again.forget_before_ms == store.forget_before_ms
     assert again.ids <= 1000
     again.close()
@@ -379,8 +376,7 @@ def test_under_max_ids_the_whole_window_is_kept(disk):
 def test_without_max_ids_a_shortened_window_is_not_kept_after_a_restart(disk):
     store, now = capped(disk, max_ids=1000)
     store.close()
-    uncapped = DedupStore(disk[0], window_ms=3_600_000, max_ids=0)
-    uncapped.open(disk[1])
+    uncapped = opened(*disk, 3_600_000, max_ids=0)
     assert uncapped.forget_before_ms == 0
     assert uncapped.since_ms(now) == now - 3_600_000
     uncapped.close()
