@@ -15,6 +15,7 @@ import pytest
 
 from tests.vendors.base import ThreadedDouble
 from tests.vendors.ga4 import GA4Double
+from tests.vendors.mixpanel import MixpanelDouble
 
 NOW = 1_718_000_000.0  # the fact sheet's examples are dated around this instant
 
@@ -249,3 +250,262 @@ async def test_ga4_debug_endpoint_answers_empty_messages_for_a_good_body_and_ing
         status, answer, _ = await post(f"{double.url}/debug/mp/collect", query=GA4_QUERY, json=ga4_body())
     assert (status, answer) == (200, {"validationMessages": []})
     assert double.accepted == [] and double.invalid == []
+
+
+# ---------------------------------------------------------------------------------------------- Mixpanel
+
+MP_AUTH = {"Authorization": "Basic " + base64.b64encode(b"mp-secret:").decode()}
+NOW_MS = int(NOW * 1000)
+DROP = object()  # a property value meaning "leave this key out"
+
+
+def basic(username: str, password: str = "") -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
+
+
+def mp_event(insert_id: str = "29fc2962-6d9c-455d-95ad-95b84f09b9e4", **changes: Any) -> dict[str, Any]:
+    """An event shaped as the fact sheet's trackEvent mapping (§2) sends it."""
+    properties: dict[str, Any] = {
+        "time": NOW_MS - 60_000,
+        "distinct_id": "user-1",
+        "$device_id": "anon-1",
+        "$user_id": "user-1",
+        "$insert_id": insert_id,
+        "plan": "pro",
+    }
+    properties.update(changes)
+    return {"event": "Order Completed", "properties": {k: v for k, v in properties.items() if v is not DROP}}
+
+
+async def mp_import(double, records: Any, *, strict: bool = True, headers: dict[str, str] = MP_AUTH, **kwargs: Any):
+    query = {"strict": "1"} if strict else {}
+    if "data" not in kwargs:
+        kwargs["json"] = records
+    return await post(f"{double.url}/import", query=query, headers=headers, **kwargs)
+
+
+def mixpanel() -> MixpanelDouble:
+    return MixpanelDouble(api_secret="mp-secret", project_token="mp-token", now=clock)
+
+
+async def test_mixpanel_import_ingests_a_good_batch():
+    events = [mp_event("a1"), mp_event("a2", time=int(NOW) - 60)]  # ms and seconds are both valid
+    async with mixpanel() as double:
+        status, answer, _ = await mp_import(double, events)
+    assert (status, answer) == (200, {"code": 200, "num_records_imported": 2, "status": "OK"})
+    assert double.accepted == events and double.imported == events and double.failed == []
+
+
+async def test_mixpanel_import_takes_gzipped_ndjson():
+    events = [mp_event("n1"), mp_event("n2")]
+    body = gzip.compress("\n".join(json.dumps(event) for event in events).encode())
+    headers = {**MP_AUTH, "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"}
+    async with mixpanel() as double:
+        status, answer, _ = await mp_import(double, None, headers=headers, data=body)
+    assert status == 200 and answer["num_records_imported"] == 2
+    assert double.accepted == events
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, basic("wrong-secret"), basic("mp-secret", "x"), {"Authorization": "Bearer mp-secret"}],
+    ids=["none", "wrong secret", "secret with a password", "bearer"],
+)
+async def test_mixpanel_import_refuses_bad_credentials_with_401(headers):
+    async with mixpanel() as double:
+        status, answer, _ = await mp_import(double, [mp_event()], headers=headers)
+    assert status == 401 and answer["code"] == 401
+    assert double.accepted == []
+
+
+async def test_mixpanel_import_takes_the_project_token_or_a_service_account():
+    double = MixpanelDouble(service_account=("sa.user", "sa-pass"), project_id="42", now=clock)
+    async with double:
+        token_status, _, _ = await mp_import(double, [mp_event("t1")], headers=basic("mp-token"))
+        sa_status, _, _ = await post(
+            f"{double.url}/import", query={"strict": "1", "project_id": "42"}, headers=basic("sa.user", "sa-pass"), json=[mp_event("t2")]
+        )
+        no_project_status, _, _ = await mp_import(double, [mp_event("t3")], headers=basic("sa.user", "sa-pass"))
+    assert (token_status, sa_status, no_project_status) == (200, 200, 401)
+    assert [e["properties"]["$insert_id"] for e in double.accepted] == ["t1", "t2"]
+
+
+MP_BAD_EVENTS = [
+    ("no time", mp_event("b1", time=DROP), "properties.time"),
+    ("time as a string", mp_event("b2", time="2024-06-10T00:00:00Z"), "properties.time"),
+    ("before 1971", mp_event("b3", time=31_535_999), "properties.time"),
+    ("over 1 h ahead", mp_event("b4", time=NOW_MS + 3_601_000), "properties.time"),
+    ("no distinct_id", mp_event("b5", distinct_id=DROP), "properties.distinct_id"),
+    ("placeholder distinct_id", mp_event("b6", distinct_id="Anonymous"), "properties.distinct_id"),
+    ("zero-uuid distinct_id", mp_event("b7", distinct_id="00000000-0000-0000-0000-000000000000"), "properties.distinct_id"),
+    ("no $insert_id", mp_event(insert_id=DROP), "properties.$insert_id"),
+    ("$insert_id of 37", mp_event("i" * 37), "properties.$insert_id"),
+    ("$insert_id with '_'", mp_event("msg_1"), "properties.$insert_id"),
+    ("no event name", {"properties": mp_event("b8")["properties"]}, "event"),
+    ("no properties", {"event": "x"}, "properties"),
+    ("255 properties", mp_event("b9", **{f"p{i}": i for i in range(250)}), "properties"),
+    ("array of 255", mp_event("b10", tags=list(range(255))), "properties.tags"),
+    ("event of 1 MB", mp_event("b11", blob="x" * 1024 * 1024), ""),
+]
+
+
+@pytest.mark.parametrize("case, event, field", MP_BAD_EVENTS, ids=[c[0] for c in MP_BAD_EVENTS])
+async def test_mixpanel_strict_import_answers_400_naming_the_bad_event_and_ingests_the_rest(case, event, field):
+    good = [mp_event("g1"), mp_event("g2")]
+    async with mixpanel() as double:
+        status, answer, _ = await mp_import(double, [good[0], event, good[1]])
+    assert status == 400
+    assert answer["num_records_imported"] == 2 and answer["error"] == "some data points in the request failed validation"
+    [record] = answer["failed_records"]
+    assert (record["index"], record["field"]) == (1, field)
+    assert record["insert_id"] == (event.get("properties") or {}).get("$insert_id")
+    assert double.accepted == good
+    assert [(f.index, f.field) for f in double.failed] == [(1, field)]
+
+
+async def test_mixpanel_import_without_strict_drops_bad_events_silently():
+    bad = mp_event("b1", time=DROP)
+    async with mixpanel() as double:
+        status, answer, _ = await mp_import(double, [mp_event("g1"), bad], strict=False)
+    assert (status, answer["num_records_imported"]) == (200, 1)
+    assert double.dropped == [bad] and len(double.accepted) == 1
+
+
+async def test_mixpanel_import_refuses_2001_events_with_413():
+    async with mixpanel() as double:
+        status, answer, _ = await mp_import(double, [mp_event(f"e{i}") for i in range(2001)])
+    assert (status, answer["code"]) == (413, 413) and double.accepted == []
+
+
+async def test_mixpanel_import_refuses_10_mb_uncompressed_with_413_even_gzipped():
+    events = [mp_event(f"e{i}", blob="x" * 990_000) for i in range(11)]  # each event under 1 MB
+    headers = {**MP_AUTH, "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    async with mixpanel() as double:
+        status, answer, _ = await mp_import(double, None, headers=headers, data=gzip.compress(json.dumps(events).encode()))
+        accepted_at_10 = await mp_import(double, None, headers=headers, data=gzip.compress(json.dumps(events[:10]).encode()))
+    assert (status, answer["code"]) == (413, 413)
+    assert accepted_at_10[0] == 200 and len(double.accepted) == 10
+
+
+async def test_mixpanel_import_refuses_a_body_that_is_not_json():
+    async with mixpanel() as double:
+        status, answer, _ = await mp_import(double, None, data=b"[{oops", headers={**MP_AUTH, "Content-Type": "application/json"})
+    assert (status, answer["code"]) == (400, 400) and double.accepted == []
+
+
+async def test_mixpanel_deduplicates_on_event_distinct_id_time_and_insert_id():
+    event = mp_event("d1")
+    same_in_seconds = mp_event("d1", time=(NOW_MS - 60_000) // 1000)
+    other_time = mp_event("d1", time=NOW_MS - 1000)
+    async with mixpanel() as double:
+        await mp_import(double, [event])
+        status, answer, _ = await mp_import(double, [event, same_in_seconds, other_time])
+    assert (status, answer["num_records_imported"]) == (200, 3)  # a duplicate is a success
+    assert double.accepted == [event, other_time]
+    assert double.duplicates == [event, same_in_seconds]
+
+
+async def test_mixpanel_scripted_429_carries_the_documented_body_and_no_retry_after():
+    async with mixpanel() as double:
+        double.fail_next(429)
+        status, answer, headers = await mp_import(double, [mp_event()])
+        retry_status, _, _ = await mp_import(double, [mp_event()])
+    assert status == 429 and answer["code"] == 429 and answer["error"].startswith("Project exceeded rate limits")
+    assert "Retry-After" not in headers
+    assert retry_status == 200 and len(double.accepted) == 1
+
+
+def test_mixpanel_double_stands_for_one_regional_host():
+    assert [MixpanelDouble(region=r).host for r in ("US", "EU", "IN")] == [
+        "api.mixpanel.com", "api-eu.mixpanel.com", "api-in.mixpanel.com",
+    ]
+
+
+def mp_track_event(name: str = "Signed In", **properties: Any) -> dict[str, Any]:
+    base = {"token": "mp-token", "distinct_id": "user-1", "time": int(NOW) - 60, "$insert_id": "t-1"}
+    base.update(properties)
+    return {"event": name, "properties": {k: v for k, v in base.items() if v is not DROP}}
+
+
+async def mp_form(double, path: str, data: Any, *, verbose: bool = False, encode: bool = False):
+    text = json.dumps(data)
+    form = {"data": base64.b64encode(text.encode()).decode() if encode else text}
+    if verbose:
+        form["verbose"] = "1"
+    return await post(f"{double.url}{path}", data=form)
+
+
+async def test_mixpanel_track_takes_form_data_and_answers_1():
+    events = [mp_track_event(), mp_track_event("Viewed Home", **{"$insert_id": "t-2"})]
+    async with mixpanel() as double:
+        status, answer, _ = await mp_form(double, "/track", events)
+        encoded_status, encoded_answer, _ = await mp_form(double, "/track", mp_track_event(**{"$insert_id": "t-3"}), encode=True)
+    assert (status, answer, encoded_status, encoded_answer) == (200, 1, 200, 1)
+    assert [e["properties"]["$insert_id"] for e in double.tracked] == ["t-1", "t-2", "t-3"]
+
+
+async def test_mixpanel_track_answers_0_for_a_wrong_token_and_ingests_nothing():
+    async with mixpanel() as double:
+        status, answer, _ = await mp_form(double, "/track", [mp_track_event(), mp_track_event(token="nope")])
+        verbose_status, verbose, _ = await mp_form(double, "/track", [mp_track_event(token="nope")], verbose=True)
+    assert (status, answer) == (200, 0)
+    assert verbose_status == 200 and verbose["status"] == 0 and "token" in verbose["error"]
+    assert double.accepted == []
+
+
+async def test_mixpanel_track_silently_drops_events_older_than_5_days():
+    old = mp_track_event(time=int(NOW) - 5 * 86400 - 60)
+    async with mixpanel() as double:
+        status, answer, _ = await mp_form(double, "/track", [old])
+    assert (status, answer) == (200, 1)
+    assert double.accepted == [] and double.dropped == [old]
+
+
+async def test_mixpanel_track_takes_alias_and_identify_events_with_their_ids():
+    alias = mp_track_event("$create_alias", distinct_id="anon-1", alias="user-1", **{"$insert_id": DROP})
+    identify = mp_track_event("$identify", **{"$identified_id": "user-1", "$anon_id": "anon-1", "$insert_id": DROP})
+    bad_alias = mp_track_event("$create_alias", distinct_id="anon-1", **{"$insert_id": DROP})
+    async with mixpanel() as double:
+        ok = await mp_form(double, "/track", [alias, identify])
+        refused = await mp_form(double, "/track", [bad_alias])
+    assert (ok[1], refused[1]) == (1, 0)
+    assert double.aliases == [alias] and double.identifies == [identify]
+
+
+async def test_mixpanel_engage_applies_profile_updates():
+    update = {"$token": "mp-token", "$distinct_id": "user-1", "$ip": "0", "$set": {"$email": "a@example.com", "plan": "pro"}}
+    async with mixpanel() as double:
+        status, answer, _ = await mp_form(double, "/engage", [update])
+        await mp_form(double, "/engage", {"$token": "mp-token", "$distinct_id": "user-1", "$set_once": {"plan": "free", "first": 1}})
+    assert (status, answer) == (200, 1)
+    assert double.profiles == {"user-1": {"$email": "a@example.com", "plan": "pro", "first": 1}}
+    assert double.profile_updates[0] == update
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"$token": "nope", "$distinct_id": "user-1", "$set": {"a": 1}},
+        {"$token": "mp-token", "$set": {"a": 1}},
+        {"$token": "mp-token", "$distinct_id": "user-1", "$set": {"a": 1}, "$unset": ["b"]},
+        {"$token": "mp-token", "$distinct_id": "user-1"},
+        {"$token": "mp-token", "$distinct_id": "user-1", "$set": ["a"]},
+        {"$token": "mp-token", "$distinct_id": "null", "$set": {"a": 1}},
+    ],
+    ids=["wrong token", "no distinct_id", "two operations", "no operation", "set of a list", "placeholder id"],
+)
+async def test_mixpanel_engage_refuses_bad_updates_with_0(update):
+    good = {"$token": "mp-token", "$distinct_id": "user-2", "$set": {"a": 1}}
+    async with mixpanel() as double:
+        status, answer, _ = await mp_form(double, "/engage", [good, update], verbose=True)
+    assert status == 200 and answer["status"] == 0 and answer["error"]
+    assert double.profiles == {} and [f.index for f in double.failed] == [1]
+
+
+async def test_mixpanel_groups_applies_group_updates_and_refuses_incomplete_ones():
+    update = {"$token": "mp-token", "$group_key": "company_id", "$group_id": "c1", "$set": {"$name": "Acme"}}
+    async with mixpanel() as double:
+        ok = await mp_form(double, "/groups", [update])
+        refused = await mp_form(double, "/groups", [{"$token": "mp-token", "$group_key": "company_id", "$set": {"a": 1}}])
+    assert (ok[1], refused[1]) == (1, 0)
+    assert double.groups == {("company_id", "c1"): {"$name": "Acme"}}
