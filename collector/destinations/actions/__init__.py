@@ -1,0 +1,1 @@
+"""Action destinations: vendors described as settings, actions with typed fields, and presets."""
