@@ -96,7 +96,7 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# ------------------------------------------------------------------------------ text helpers
+# ------------------------------------------------------------------------------ text steps the normalisers share
 
 
 def _as_text(value: Any) -> str | None:
