@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.vendors.amplitude import AmplitudeDouble
 from tests.vendors.base import ThreadedDouble
 from tests.vendors.ga4 import GA4Double
 from tests.vendors.mixpanel import MixpanelDouble
@@ -509,3 +510,239 @@ async def test_mixpanel_groups_applies_group_updates_and_refuses_incomplete_ones
         refused = await mp_form(double, "/groups", [{"$token": "mp-token", "$group_key": "company_id", "$set": {"a": 1}}])
     assert (ok[1], refused[1]) == (1, 0)
     assert double.groups == {("company_id", "c1"): {"$name": "Acme"}}
+
+
+# ---------------------------------------------------------------------------------------------- Amplitude
+
+
+def amp_event(insert_id: Any = "msg-1", **changes: Any) -> dict[str, Any]:
+    """The fact sheet's example event (§3)."""
+    event: dict[str, Any] = {
+        "user_id": "u12345", "device_id": "anon-1", "event_type": "Order Completed", "time": 1718000000000,
+        "insert_id": insert_id, "session_id": 1717999000000, "event_properties": {},
+        "user_properties": {"$set": {"plan": "pro"}}, "revenue": 30, "price": 15, "quantity": 2,
+        "productId": "sku1", "revenueType": "Purchase", "library": "segment",
+    }  # fmt: skip
+    event.update(changes)
+    return {k: v for k, v in event.items() if v is not DROP}
+
+
+def amplitude() -> AmplitudeDouble:
+    return AmplitudeDouble(api_key="amp-key", now=clock)
+
+
+async def amp_upload(double: AmplitudeDouble, events: Any, path: str = "/2/httpapi", **body: Any):
+    payload = {"api_key": "amp-key", "events": events, **body}
+    return await post(f"{double.url}{path}", json=payload)
+
+
+@pytest.mark.parametrize("path", ["/2/httpapi", "/batch"])
+async def test_amplitude_ingests_the_documented_example(path):
+    async with amplitude() as double:
+        status, answer, _ = await amp_upload(double, [amp_event()], path, options={"min_id_length": 5})
+    assert status == 200
+    assert (answer["code"], answer["events_ingested"], answer["server_upload_time"]) == (200, 1, int(NOW * 1000))
+    assert answer["payload_size_bytes"] > 0
+    assert double.accepted == [amp_event()]
+
+
+async def test_amplitude_takes_a_gzipped_body():
+    body = gzip.compress(json.dumps({"api_key": "amp-key", "events": [amp_event()]}).encode())
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    async with amplitude() as double:
+        status, _, _ = await post(f"{double.url}/2/httpapi", data=body, headers=headers)
+    assert status == 200 and len(double.accepted) == 1
+
+
+@pytest.mark.parametrize(
+    "payload, answer",
+    [
+        ({"api_key": "wrong", "events": [amp_event()]}, {"code": 400, "error": "Invalid API key: wrong"}),
+        ({"events": [amp_event()]}, {"code": 400, "error": "Request missing required field", "missing_field": "api_key"}),
+        ({"api_key": "amp-key"}, {"code": 400, "error": "Request missing required field", "missing_field": "events"}),
+    ],
+    ids=["wrong key", "no key", "no events"],
+)
+async def test_amplitude_refuses_the_request_level_errors(payload, answer):
+    async with amplitude() as double:
+        status, body, _ = await post(f"{double.url}/2/httpapi", json=payload)
+    assert (status, body) == (400, answer)
+    assert double.accepted == []
+
+
+async def test_amplitude_refuses_a_body_that_is_not_application_json():
+    async with amplitude() as double:
+        status, _, _ = await post(
+            f"{double.url}/2/httpapi", data=json.dumps({"api_key": "amp-key", "events": [amp_event()]}),
+            headers={"Content-Type": "text/plain"},
+        )
+    assert status == 400 and double.accepted == []
+
+
+async def test_amplitude_httpapi_refuses_2001_events_and_1_mb_with_413_where_batch_takes_them():
+    many = [amp_event(f"m{i}") for i in range(2001)]
+    big = [amp_event(f"b{i}", event_properties={"blob": "x" * 100_000}) for i in range(10)]
+    async with amplitude() as double:
+        many_status, many_answer, _ = await amp_upload(double, many)
+        big_status, _, _ = await amp_upload(double, big)
+        assert double.accepted == []
+        batch_many, _, _ = await amp_upload(double, many, "/batch")
+        batch_big, _, _ = await amp_upload(double, big, "/batch")
+    assert (many_status, many_answer) == (413, {"code": 413, "error": "Payload too large"})
+    assert (big_status, batch_many, batch_big) == (413, 200, 200)
+    assert len(double.accepted) == 2011
+
+
+async def test_amplitude_batch_refuses_20_mb_with_413():
+    events = [amp_event(f"b{i}", event_properties={"blob": "x" * 1_000_000}) for i in range(21)]
+    body = gzip.compress(json.dumps({"api_key": "amp-key", "events": events}).encode())
+    async with amplitude() as double:
+        status, _, _ = await post(
+            f"{double.url}/batch", data=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        )
+    assert status == 413 and double.accepted == []
+
+
+AMP_BAD_EVENTS = [
+    ("no event_type", amp_event(event_type=DROP), "events_with_missing_fields", {"event_type": [1]}),
+    ("no ids", amp_event(user_id=DROP, device_id=DROP), "events_with_missing_fields", {"user_id": [1], "device_id": [1]}),
+    ("short user_id", amp_event(user_id="u1"), "events_with_invalid_id_lengths", {"user_id": [1]}),
+    ("short device_id", amp_event(device_id="d1", user_id=DROP), "events_with_invalid_id_lengths", {"device_id": [1]}),
+    ("all-zero device_id", amp_event(device_id="00000000-0000-0000-0000-000000000000"), "events_with_invalid_fields", {"device_id": [1]}),
+    ("time in seconds as float", amp_event(time=1718000000.5), "events_with_invalid_fields", {"time": [1]}),
+    ("time as a string", amp_event(time="2024-06-10T06:13:20Z"), "events_with_invalid_fields", {"time": [1]}),
+    ("event_properties as a list", amp_event(event_properties=[1]), "events_with_invalid_fields", {"event_properties": [1]}),
+    ("numeric user_id", amp_event(user_id=1234567), "events_with_invalid_fields", {"user_id": [1]}),
+]
+
+
+@pytest.mark.parametrize("case, bad, key, listed", AMP_BAD_EVENTS, ids=[c[0] for c in AMP_BAD_EVENTS])
+@pytest.mark.parametrize("path", ["/2/httpapi", "/batch"])
+async def test_amplitude_refuses_a_request_with_a_bad_event_and_ingests_none_of_it(path, case, bad, key, listed):
+    async with amplitude() as double:
+        status, answer, _ = await amp_upload(double, [amp_event("g1"), bad, amp_event("g2")], path)
+    assert status == 400 and answer["code"] == 400
+    assert answer[key] == listed
+    assert double.accepted == []
+
+
+async def test_amplitude_min_id_length_option_lets_shorter_ids_through():
+    async with amplitude() as double:
+        status, _, _ = await amp_upload(double, [amp_event(user_id="u12", device_id=DROP)], options={"min_id_length": 3})
+    assert status == 200 and double.accepted[0]["user_id"] == "u12"
+
+
+async def test_amplitude_resending_without_the_listed_events_ingests_the_rest_once():
+    events = [amp_event("r0"), amp_event("r1", event_type=DROP), amp_event("r2")]
+    async with amplitude() as double:
+        _, answer, _ = await amp_upload(double, events)
+        listed = {i for indices in answer["events_with_missing_fields"].values() for i in indices}
+        status, _, _ = await amp_upload(double, [e for i, e in enumerate(events) if i not in listed])
+    assert status == 200
+    assert [e["insert_id"] for e in double.accepted] == ["r0", "r2"]
+
+
+async def test_amplitude_deduplicates_on_insert_id_for_7_days():
+    now = [NOW]
+    async with AmplitudeDouble(now=lambda: now[0]) as double:
+        await amp_upload(double, [amp_event("x1"), amp_event("x1"), amp_event(DROP), amp_event(DROP)])
+        now[0] += 7 * 86400 - 1
+        await amp_upload(double, [amp_event("x1")])
+        now[0] += 2
+        await amp_upload(double, [amp_event("x1")])
+    assert [e.get("insert_id") for e in double.accepted] == ["x1", None, None, "x1"]
+    assert len(double.duplicates) == 2
+
+
+async def test_amplitude_throttled_ids_get_429_naming_them_and_nothing_is_ingested():
+    async with amplitude() as double:
+        double.throttle(users=("u12345",))
+        status, answer, _ = await amp_upload(double, [amp_event("t1", user_id="other-user"), amp_event("t2")])
+        double.throttle(devices=("anon-1",), daily_quota=True)
+        _, daily, _ = await amp_upload(double, [amp_event("t3", user_id="other-user")])
+        double.clear_throttles()
+        after, _, _ = await amp_upload(double, [amp_event("t4")])
+    assert status == 429
+    assert (answer["throttled_users"], answer["throttled_events"]) == ({"u12345": 31}, [1])
+    assert daily["exceeded_daily_quota_devices"] == {"anon-1": 500_001}
+    assert after == 200 and [e["insert_id"] for e in double.accepted] == ["t4"]
+
+
+async def test_amplitude_silenced_devices_get_400_naming_them():
+    async with amplitude() as double:
+        double.silence("anon-1")
+        status, answer, _ = await amp_upload(double, [amp_event("s1", device_id="other-device"), amp_event("s2")])
+    assert status == 400
+    assert (answer["silenced_devices"], answer["silenced_events"]) == (["anon-1"], [1])
+    assert double.accepted == []
+
+
+async def test_amplitude_scripted_429_names_the_request_s_users_and_devices():
+    async with amplitude() as double:
+        double.fail_next(429)
+        status, answer, _ = await amp_upload(double, [amp_event()])
+    assert status == 429
+    assert answer["throttled_users"] == {"u12345": 31} and answer["throttled_devices"] == {"anon-1": 31}
+    assert double.accepted == []
+
+
+async def amp_form(double: AmplitudeDouble, path: str, **form: Any):
+    encoded = {k: v if isinstance(v, str) else json.dumps(v) for k, v in form.items()}
+    return await post(f"{double.url}{path}", data=encoded)
+
+
+async def test_amplitude_identify_takes_form_encoded_identifications():
+    identification = {"user_id": "u12345", "user_properties": {"$set": {"plan": "pro"}, "$setOnce": {"first": "x"}}}
+    async with amplitude() as double:
+        single = await amp_form(double, "/identify", api_key="amp-key", identification=identification)
+        many = await amp_form(double, "/identify", api_key="amp-key", identification=[{"device_id": "anon-1", "user_properties": {"a": 1}}])
+    assert (single[0], single[1], many[0], many[1]) == (200, "success", 200, "success")
+    assert double.identifications == [identification, {"device_id": "anon-1", "user_properties": {"a": 1}}]
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"api_key": "wrong", "identification": {"user_id": "u12345"}},
+        {"identification": {"user_id": "u12345"}},
+        {"api_key": "amp-key"},
+        {"api_key": "amp-key", "identification": {"user_properties": {"a": 1}}},
+        {"api_key": "amp-key", "identification": {"user_id": "u1"}},
+        {"api_key": "amp-key", "identification": {"user_id": "u12345", "user_properties": {"$set": {"a": 1}, "b": 2}}},
+        {"api_key": "amp-key", "identification": "{not json"},
+    ],
+    ids=["wrong key", "no key", "no identification", "no ids", "short id", "mixed operations", "not json"],
+)
+async def test_amplitude_identify_refuses_bad_requests_with_400(form):
+    async with amplitude() as double:
+        status, _, _ = await amp_form(double, "/identify", **form)
+    assert status == 400 and double.identifications == []
+
+
+async def test_amplitude_identify_refuses_a_json_body():
+    async with amplitude() as double:
+        status, _, _ = await post(f"{double.url}/identify", json={"api_key": "amp-key", "identification": {"user_id": "u12345"}})
+    assert status == 400 and double.identifications == []
+
+
+async def test_amplitude_identify_is_throttled_like_events():
+    async with amplitude() as double:
+        double.throttle(users=("u12345",))
+        status, answer, _ = await amp_form(double, "/identify", api_key="amp-key", identification={"user_id": "u12345"})
+    assert status == 429 and answer["throttled_users"] == {"u12345": 31} and double.identifications == []
+
+
+async def test_amplitude_groupidentify_and_usermap():
+    group = {"group_type": "company", "group_value": "Acme", "group_properties": {"$set": {"plan": "pro"}}}
+    async with amplitude() as double:
+        ok_group = await amp_form(double, "/groupidentify", api_key="amp-key", identification=group)
+        bad_group = await amp_form(double, "/groupidentify", api_key="amp-key", identification={"group_type": "company"})
+        ok_map = await amp_form(double, "/usermap", api_key="amp-key", mapping=[{"user_id": "old-id", "global_user_id": "new-id"}])
+        bad_map = await amp_form(double, "/usermap", api_key="amp-key", mapping=[{"user_id": "old-id"}])
+    assert [r[0] for r in (ok_group, bad_group, ok_map, bad_map)] == [200, 400, 200, 400]
+    assert double.group_identifications == [group]
+    assert double.user_mappings == [{"user_id": "old-id", "global_user_id": "new-id"}]
+
+
+def test_amplitude_double_stands_for_one_regional_host():
+    assert [AmplitudeDouble(region=r).host for r in ("US", "EU")] == ["api2.amplitude.com", "api.eu.amplitude.com"]
