@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tests.vendors.base import Answer, Recorded, VendorDouble
 
@@ -120,7 +121,9 @@ class AmplitudeDouble(VendorDouble):
 
     # -- scripting throttles
 
-    def throttle(self, *, users: tuple[str, ...] = (), devices: tuple[str, ...] = (), daily_quota: bool = False) -> None:
+    def throttle(
+        self, *, users: tuple[str, ...] = (), devices: tuple[str, ...] = (), daily_quota: bool = False
+    ) -> None:
         """Answer 429 to every request carrying one of these IDs until ``clear_throttles``:
         per-second throttling, or with ``daily_quota`` the daily limit
         (``exceeded_daily_quota_users`` / ``_devices``)."""

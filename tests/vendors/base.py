@@ -29,8 +29,9 @@ import json
 import threading
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -318,6 +319,13 @@ class ThreadedDouble(Generic[D]):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.double, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # ``double.delay = 1`` must reach the double, not stop at the wrapper.
+        if name in ("double", "_loop", "_thread"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.double, name, value)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
         deadline = time.monotonic() + timeout

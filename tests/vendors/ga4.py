@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tests.vendors.base import Answer, Recorded, VendorDouble
 
@@ -196,7 +197,9 @@ class GA4Double(VendorDouble):
             checks.add("", call.decode_error, "VALUE_INVALID")
             return checks.problems
         if len(call.decoded) >= MAX_BODY_BYTES:
-            checks.add("", f"the body is {len(call.decoded)} bytes; it must be under {MAX_BODY_BYTES}", "VALUE_OUT_OF_BOUNDS")
+            checks.add(
+                "", f"the body is {len(call.decoded)} bytes; it must be under {MAX_BODY_BYTES}", "VALUE_OUT_OF_BOUNDS"
+            )
         body = call.json
         if not isinstance(body, dict):
             checks.add("", "the body must be a JSON object", "VALUE_INVALID")
@@ -245,7 +248,11 @@ class GA4Double(VendorDouble):
         for name, holder in properties.items():
             path = f"user_properties.{name}"
             if not NAME.match(name) or len(name) > MAX_USER_PROPERTY_NAME:
-                checks.add(path, f"user property names are [A-Za-z][A-Za-z0-9_]*, ≤{MAX_USER_PROPERTY_NAME} characters", "NAME_INVALID")
+                checks.add(
+                    path,
+                    f"user property names are [A-Za-z][A-Za-z0-9_]*, ≤{MAX_USER_PROPERTY_NAME} characters",
+                    "NAME_INVALID",
+                )
             elif name in RESERVED_USER_PROPERTIES or name.startswith(RESERVED_PREFIXES):
                 checks.add(path, f"user property name {name!r} is reserved", "NAME_RESERVED")
             if not isinstance(holder, dict) or "value" not in holder:
@@ -255,7 +262,11 @@ class GA4Double(VendorDouble):
             if isinstance(value, (dict, list)):
                 checks.add(f"{path}.value", "a user property value must be a string or a number", "VALUE_INVALID")
             elif isinstance(value, str) and len(value) > MAX_USER_PROPERTY_VALUE:
-                checks.add(f"{path}.value", f"user property values are ≤{MAX_USER_PROPERTY_VALUE} characters", "VALUE_OUT_OF_BOUNDS")
+                checks.add(
+                    f"{path}.value",
+                    f"user property values are ≤{MAX_USER_PROPERTY_VALUE} characters",
+                    "VALUE_OUT_OF_BOUNDS",
+                )
 
     def _check_consent(self, consent: Any, checks: _Checks) -> None:
         if consent is None:
@@ -331,7 +342,9 @@ class GA4Double(VendorDouble):
                 checks.add(item_path, "an item needs item_id or item_name", "VALUE_REQUIRED")
             custom = [key for key in item if key not in STANDARD_ITEM_PARAMS]
             if len(custom) > self.max_custom_item_params:
-                checks.add(item_path, f"more than {self.max_custom_item_params} custom item params", "EXCEEDED_MAX_ENTITIES")
+                checks.add(
+                    item_path, f"more than {self.max_custom_item_params} custom item params", "EXCEEDED_MAX_ENTITIES"
+                )
             for key, value in item.items():
                 self._check_param_name(key, f"{item_path}.{key}", checks)
                 self._check_scalar(value, MAX_PARAM_VALUE, f"{item_path}.{key}", checks)

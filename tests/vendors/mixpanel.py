@@ -21,8 +21,9 @@ import binascii
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from tests.vendors.base import Answer, Recorded, VendorDouble
 
@@ -181,7 +182,9 @@ class MixpanelDouble(VendorDouble):
         if credentials is None:
             raise _Refused(_error(401, "Unauthorized: missing or malformed Basic credentials"))
         username, password = credentials
-        if password == "" and (username == self.api_secret or (self.accept_token_auth and username == self.project_token)):
+        if password == "" and (
+            username == self.api_secret or (self.accept_token_auth and username == self.project_token)
+        ):
             return
         if self.service_account is not None and credentials == self.service_account:
             if self.project_id is not None and call.query.get("project_id") == self.project_id:
@@ -313,7 +316,11 @@ class MixpanelDouble(VendorDouble):
         present = [key for key in update if key in operations]
         if len(present) != 1:
             return "", f"an update needs exactly one operation of {', '.join(operations)}"
-        unknown = [key for key in update if key not in operations and key not in ids and key not in PROFILE_EXTRAS and key != "$token"]
+        unknown = [
+            key
+            for key in update
+            if key not in operations and key not in ids and key not in PROFILE_EXTRAS and key != "$token"
+        ]
         if unknown:
             return unknown[0], f"unknown key {unknown[0]}"
         operation, value = present[0], update[present[0]]
@@ -355,9 +362,7 @@ class MixpanelDouble(VendorDouble):
 # -- validation of one event
 
 
-def _event_problem(
-    event: Any, now: float, *, needs_insert_id: bool, needs_time: bool = True
-) -> tuple[str, str] | None:
+def _event_problem(event: Any, now: float, *, needs_insert_id: bool, needs_time: bool = True) -> tuple[str, str] | None:
     """(field, message) of the first problem Mixpanel's validation would report, or None."""
     if not isinstance(event, dict):
         return "", "an event must be a JSON object"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import time
 import urllib.request
 from typing import Any
 
@@ -132,7 +131,12 @@ async def test_ga4_ingests_the_documented_example():
         assert await ga4_collect(double, ga4_body()) == 204
     assert double.invalid == []
     [event] = double.accepted
-    assert (event.name, event.client_id, event.user_id, event.measurement_id) == ("purchase", "123.456", "u1", "G-TEST0001")
+    assert (event.name, event.client_id, event.user_id, event.measurement_id) == (
+        "purchase",
+        "123.456",
+        "u1",
+        "G-TEST0001",
+    )
     assert event.params["items"] == [{"item_id": "sku1", "price": 15, "quantity": 2}]
     assert event.user_properties == {"plan": {"value": "pro"}}
 
@@ -178,22 +182,72 @@ GA4_BAD_BODIES = [
     ("41-character name", lambda: ga4_body(events=[ga4_event("e" * 41)]), "events[0].name", "NAME_INVALID"),
     ("reserved name", lambda: ga4_body(events=[ga4_event("session_start")]), "events[0].name", "NAME_RESERVED"),
     ("reserved prefix", lambda: ga4_body(events=[ga4_event("google_thing")]), "events[0].name", "NAME_RESERVED"),
-    ("bad param name", lambda: ga4_body(events=[ga4_event(**{"bad-name": 1})]), "events[0].params.bad-name", "NAME_INVALID"),
-    ("reserved param prefix", lambda: ga4_body(events=[ga4_event(firebase_x=1)]), "events[0].params.firebase_x", "NAME_RESERVED"),
-    ("101-character value", lambda: ga4_body(events=[ga4_event(note="x" * 101)]), "events[0].params.note", "VALUE_OUT_OF_BOUNDS"),
+    (
+        "bad param name",
+        lambda: ga4_body(events=[ga4_event(**{"bad-name": 1})]),
+        "events[0].params.bad-name",
+        "NAME_INVALID",
+    ),
+    (
+        "reserved param prefix",
+        lambda: ga4_body(events=[ga4_event(firebase_x=1)]),
+        "events[0].params.firebase_x",
+        "NAME_RESERVED",
+    ),
+    (
+        "101-character value",
+        lambda: ga4_body(events=[ga4_event(note="x" * 101)]),
+        "events[0].params.note",
+        "VALUE_OUT_OF_BOUNDS",
+    ),
     ("null value", lambda: ga4_body(events=[ga4_event(note=None)]), "events[0].params.note", "VALUE_INVALID"),
     ("object value", lambda: ga4_body(events=[ga4_event(note={"a": 1})]), "events[0].params.note", "VALUE_INVALID"),
     ("array value", lambda: ga4_body(events=[ga4_event(tags=["a"])]), "events[0].params.tags", "VALUE_INVALID"),
     ("26 params", _too_many_params, "events[0].params", "EXCEEDED_MAX_ENTITIES"),
-    ("item without id or name", lambda: ga4_body(events=[ga4_event("add_to_cart", items=[{"price": 1}])]), "events[0].params.items[0]", "VALUE_REQUIRED"),
+    (
+        "item without id or name",
+        lambda: ga4_body(events=[ga4_event("add_to_cart", items=[{"price": 1}])]),
+        "events[0].params.items[0]",
+        "VALUE_REQUIRED",
+    ),
     ("user_id of 257", lambda: ga4_body(user_id="u" * 257), "user_id", "VALUE_OUT_OF_BOUNDS"),
-    ("73 hours old", lambda: ga4_body(timestamp_micros=int((NOW - 73 * 3600) * 1e6)), "timestamp_micros", "VALUE_OUT_OF_BOUNDS"),
-    ("in the future", lambda: ga4_body(timestamp_micros=int((NOW + 60) * 1e6)), "timestamp_micros", "VALUE_OUT_OF_BOUNDS"),
-    ("user property name of 25", lambda: ga4_body(user_properties={"p" * 25: {"value": "x"}}), f"user_properties.{'p' * 25}", "NAME_INVALID"),
-    ("user property value of 37", lambda: ga4_body(user_properties={"plan": {"value": "x" * 37}}), "user_properties.plan.value", "VALUE_OUT_OF_BOUNDS"),
-    ("reserved user property", lambda: ga4_body(user_properties={"first_open_time": {"value": "1"}}), "user_properties.first_open_time", "NAME_RESERVED"),
+    (
+        "73 hours old",
+        lambda: ga4_body(timestamp_micros=int((NOW - 73 * 3600) * 1e6)),
+        "timestamp_micros",
+        "VALUE_OUT_OF_BOUNDS",
+    ),
+    (
+        "in the future",
+        lambda: ga4_body(timestamp_micros=int((NOW + 60) * 1e6)),
+        "timestamp_micros",
+        "VALUE_OUT_OF_BOUNDS",
+    ),
+    (
+        "user property name of 25",
+        lambda: ga4_body(user_properties={"p" * 25: {"value": "x"}}),
+        f"user_properties.{'p' * 25}",
+        "NAME_INVALID",
+    ),
+    (
+        "user property value of 37",
+        lambda: ga4_body(user_properties={"plan": {"value": "x" * 37}}),
+        "user_properties.plan.value",
+        "VALUE_OUT_OF_BOUNDS",
+    ),
+    (
+        "reserved user property",
+        lambda: ga4_body(user_properties={"first_open_time": {"value": "1"}}),
+        "user_properties.first_open_time",
+        "NAME_RESERVED",
+    ),
     ("bare user property", lambda: ga4_body(user_properties={"plan": "pro"}), "user_properties.plan", "VALUE_INVALID"),
-    ("26 user properties", lambda: ga4_body(user_properties={f"p{i}": {"value": i} for i in range(26)}), "user_properties", "EXCEEDED_MAX_ENTITIES"),
+    (
+        "26 user properties",
+        lambda: ga4_body(user_properties={f"p{i}": {"value": i} for i in range(26)}),
+        "user_properties",
+        "EXCEEDED_MAX_ENTITIES",
+    ),
 ]
 
 
@@ -324,7 +378,10 @@ async def test_mixpanel_import_takes_the_project_token_or_a_service_account():
     async with double:
         token_status, _, _ = await mp_import(double, [mp_event("t1")], headers=basic("mp-token"))
         sa_status, _, _ = await post(
-            f"{double.url}/import", query={"strict": "1", "project_id": "42"}, headers=basic("sa.user", "sa-pass"), json=[mp_event("t2")]
+            f"{double.url}/import",
+            query={"strict": "1", "project_id": "42"},
+            headers=basic("sa.user", "sa-pass"),
+            json=[mp_event("t2")],
         )
         no_project_status, _, _ = await mp_import(double, [mp_event("t3")], headers=basic("sa.user", "sa-pass"))
     assert (token_status, sa_status, no_project_status) == (200, 200, 401)
@@ -338,7 +395,11 @@ MP_BAD_EVENTS = [
     ("over 1 h ahead", mp_event("b4", time=NOW_MS + 3_601_000), "properties.time"),
     ("no distinct_id", mp_event("b5", distinct_id=DROP), "properties.distinct_id"),
     ("placeholder distinct_id", mp_event("b6", distinct_id="Anonymous"), "properties.distinct_id"),
-    ("zero-uuid distinct_id", mp_event("b7", distinct_id="00000000-0000-0000-0000-000000000000"), "properties.distinct_id"),
+    (
+        "zero-uuid distinct_id",
+        mp_event("b7", distinct_id="00000000-0000-0000-0000-000000000000"),
+        "properties.distinct_id",
+    ),
     ("no $insert_id", mp_event(insert_id=DROP), "properties.$insert_id"),
     ("$insert_id of 37", mp_event("i" * 37), "properties.$insert_id"),
     ("$insert_id with '_'", mp_event("msg_1"), "properties.$insert_id"),
@@ -356,7 +417,9 @@ async def test_mixpanel_strict_import_answers_400_naming_the_bad_event_and_inges
     async with mixpanel() as double:
         status, answer, _ = await mp_import(double, [good[0], event, good[1]])
     assert status == 400
-    assert answer["num_records_imported"] == 2 and answer["error"] == "some data points in the request failed validation"
+    assert (
+        answer["num_records_imported"] == 2 and answer["error"] == "some data points in the request failed validation"
+    )
     [record] = answer["failed_records"]
     assert (record["index"], record["field"]) == (1, field)
     assert record["insert_id"] == (event.get("properties") or {}).get("$insert_id")
@@ -382,15 +445,21 @@ async def test_mixpanel_import_refuses_10_mb_uncompressed_with_413_even_gzipped(
     events = [mp_event(f"e{i}", blob="x" * 990_000) for i in range(11)]  # each event under 1 MB
     headers = {**MP_AUTH, "Content-Encoding": "gzip", "Content-Type": "application/json"}
     async with mixpanel() as double:
-        status, answer, _ = await mp_import(double, None, headers=headers, data=gzip.compress(json.dumps(events).encode()))
-        accepted_at_10 = await mp_import(double, None, headers=headers, data=gzip.compress(json.dumps(events[:10]).encode()))
+        status, answer, _ = await mp_import(
+            double, None, headers=headers, data=gzip.compress(json.dumps(events).encode())
+        )
+        accepted_at_10 = await mp_import(
+            double, None, headers=headers, data=gzip.compress(json.dumps(events[:10]).encode())
+        )
     assert (status, answer["code"]) == (413, 413)
     assert accepted_at_10[0] == 200 and len(double.accepted) == 10
 
 
 async def test_mixpanel_import_refuses_a_body_that_is_not_json():
     async with mixpanel() as double:
-        status, answer, _ = await mp_import(double, None, data=b"[{oops", headers={**MP_AUTH, "Content-Type": "application/json"})
+        status, answer, _ = await mp_import(
+            double, None, data=b"[{oops", headers={**MP_AUTH, "Content-Type": "application/json"}
+        )
     assert (status, answer["code"]) == (400, 400) and double.accepted == []
 
 
@@ -418,7 +487,9 @@ async def test_mixpanel_scripted_429_carries_the_documented_body_and_no_retry_af
 
 def test_mixpanel_double_stands_for_one_regional_host():
     assert [MixpanelDouble(region=r).host for r in ("US", "EU", "IN")] == [
-        "api.mixpanel.com", "api-eu.mixpanel.com", "api-in.mixpanel.com",
+        "api.mixpanel.com",
+        "api-eu.mixpanel.com",
+        "api-in.mixpanel.com",
     ]
 
 
@@ -440,7 +511,9 @@ async def test_mixpanel_track_takes_form_data_and_answers_1():
     events = [mp_track_event(), mp_track_event("Viewed Home", **{"$insert_id": "t-2"})]
     async with mixpanel() as double:
         status, answer, _ = await mp_form(double, "/track", events)
-        encoded_status, encoded_answer, _ = await mp_form(double, "/track", mp_track_event(**{"$insert_id": "t-3"}), encode=True)
+        encoded_status, encoded_answer, _ = await mp_form(
+            double, "/track", mp_track_event(**{"$insert_id": "t-3"}), encode=True
+        )
     assert (status, answer, encoded_status, encoded_answer) == (200, 1, 200, 1)
     assert [e["properties"]["$insert_id"] for e in double.tracked] == ["t-1", "t-2", "t-3"]
 
@@ -474,10 +547,19 @@ async def test_mixpanel_track_takes_alias_and_identify_events_with_their_ids():
 
 
 async def test_mixpanel_engage_applies_profile_updates():
-    update = {"$token": "mp-token", "$distinct_id": "user-1", "$ip": "0", "$set": {"$email": "a@example.com", "plan": "pro"}}
+    update = {
+        "$token": "mp-token",
+        "$distinct_id": "user-1",
+        "$ip": "0",
+        "$set": {"$email": "a@example.com", "plan": "pro"},
+    }
     async with mixpanel() as double:
         status, answer, _ = await mp_form(double, "/engage", [update])
-        await mp_form(double, "/engage", {"$token": "mp-token", "$distinct_id": "user-1", "$set_once": {"plan": "free", "first": 1}})
+        await mp_form(
+            double,
+            "/engage",
+            {"$token": "mp-token", "$distinct_id": "user-1", "$set_once": {"plan": "free", "first": 1}},
+        )
     assert (status, answer) == (200, 1)
     assert double.profiles == {"user-1": {"$email": "a@example.com", "plan": "pro", "first": 1}}
     assert double.profile_updates[0] == update
@@ -507,7 +589,9 @@ async def test_mixpanel_groups_applies_group_updates_and_refuses_incomplete_ones
     update = {"$token": "mp-token", "$group_key": "company_id", "$group_id": "c1", "$set": {"$name": "Acme"}}
     async with mixpanel() as double:
         ok = await mp_form(double, "/groups", [update])
-        refused = await mp_form(double, "/groups", [{"$token": "mp-token", "$group_key": "company_id", "$set": {"a": 1}}])
+        refused = await mp_form(
+            double, "/groups", [{"$token": "mp-token", "$group_key": "company_id", "$set": {"a": 1}}]
+        )
     assert (ok[1], refused[1]) == (1, 0)
     assert double.groups == {("company_id", "c1"): {"$name": "Acme"}}
 
@@ -558,7 +642,10 @@ async def test_amplitude_takes_a_gzipped_body():
     "payload, answer",
     [
         ({"api_key": "wrong", "events": [amp_event()]}, {"code": 400, "error": "Invalid API key: wrong"}),
-        ({"events": [amp_event()]}, {"code": 400, "error": "Request missing required field", "missing_field": "api_key"}),
+        (
+            {"events": [amp_event()]},
+            {"code": 400, "error": "Request missing required field", "missing_field": "api_key"},
+        ),
         ({"api_key": "amp-key"}, {"code": 400, "error": "Request missing required field", "missing_field": "events"}),
     ],
     ids=["wrong key", "no key", "no events"],
@@ -573,7 +660,8 @@ async def test_amplitude_refuses_the_request_level_errors(payload, answer):
 async def test_amplitude_refuses_a_body_that_is_not_application_json():
     async with amplitude() as double:
         status, _, _ = await post(
-            f"{double.url}/2/httpapi", data=json.dumps({"api_key": "amp-key", "events": [amp_event()]}),
+            f"{double.url}/2/httpapi",
+            data=json.dumps({"api_key": "amp-key", "events": [amp_event()]}),
             headers={"Content-Type": "text/plain"},
         )
     assert status == 400 and double.accepted == []
@@ -605,13 +693,28 @@ async def test_amplitude_batch_refuses_20_mb_with_413():
 
 AMP_BAD_EVENTS = [
     ("no event_type", amp_event(event_type=DROP), "events_with_missing_fields", {"event_type": [1]}),
-    ("no ids", amp_event(user_id=DROP, device_id=DROP), "events_with_missing_fields", {"user_id": [1], "device_id": [1]}),
+    (
+        "no ids",
+        amp_event(user_id=DROP, device_id=DROP),
+        "events_with_missing_fields",
+        {"user_id": [1], "device_id": [1]},
+    ),
     ("short user_id", amp_event(user_id="u1"), "events_with_invalid_id_lengths", {"user_id": [1]}),
     ("short device_id", amp_event(device_id="d1", user_id=DROP), "events_with_invalid_id_lengths", {"device_id": [1]}),
-    ("all-zero device_id", amp_event(device_id="00000000-0000-0000-0000-000000000000"), "events_with_invalid_fields", {"device_id": [1]}),
+    (
+        "all-zero device_id",
+        amp_event(device_id="00000000-0000-0000-0000-000000000000"),
+        "events_with_invalid_fields",
+        {"device_id": [1]},
+    ),
     ("time in seconds as float", amp_event(time=1718000000.5), "events_with_invalid_fields", {"time": [1]}),
     ("time as a string", amp_event(time="2024-06-10T06:13:20Z"), "events_with_invalid_fields", {"time": [1]}),
-    ("event_properties as a list", amp_event(event_properties=[1]), "events_with_invalid_fields", {"event_properties": [1]}),
+    (
+        "event_properties as a list",
+        amp_event(event_properties=[1]),
+        "events_with_invalid_fields",
+        {"event_properties": [1]},
+    ),
     ("numeric user_id", amp_event(user_id=1234567), "events_with_invalid_fields", {"user_id": [1]}),
 ]
 
@@ -628,7 +731,9 @@ async def test_amplitude_refuses_a_request_with_a_bad_event_and_ingests_none_of_
 
 async def test_amplitude_min_id_length_option_lets_shorter_ids_through():
     async with amplitude() as double:
-        status, _, _ = await amp_upload(double, [amp_event(user_id="u12", device_id=DROP)], options={"min_id_length": 3})
+        status, _, _ = await amp_upload(
+            double, [amp_event(user_id="u12", device_id=DROP)], options={"min_id_length": 3}
+        )
     assert status == 200 and double.accepted[0]["user_id"] == "u12"
 
 
@@ -695,7 +800,12 @@ async def test_amplitude_identify_takes_form_encoded_identifications():
     identification = {"user_id": "u12345", "user_properties": {"$set": {"plan": "pro"}, "$setOnce": {"first": "x"}}}
     async with amplitude() as double:
         single = await amp_form(double, "/identify", api_key="amp-key", identification=identification)
-        many = await amp_form(double, "/identify", api_key="amp-key", identification=[{"device_id": "anon-1", "user_properties": {"a": 1}}])
+        many = await amp_form(
+            double,
+            "/identify",
+            api_key="amp-key",
+            identification=[{"device_id": "anon-1", "user_properties": {"a": 1}}],
+        )
     assert (single[0], single[1], many[0], many[1]) == (200, "success", 200, "success")
     assert double.identifications == [identification, {"device_id": "anon-1", "user_properties": {"a": 1}}]
 
@@ -721,7 +831,9 @@ async def test_amplitude_identify_refuses_bad_requests_with_400(form):
 
 async def test_amplitude_identify_refuses_a_json_body():
     async with amplitude() as double:
-        status, _, _ = await post(f"{double.url}/identify", json={"api_key": "amp-key", "identification": {"user_id": "u12345"}})
+        status, _, _ = await post(
+            f"{double.url}/identify", json={"api_key": "amp-key", "identification": {"user_id": "u12345"}}
+        )
     assert status == 400 and double.identifications == []
 
 
@@ -736,8 +848,12 @@ async def test_amplitude_groupidentify_and_usermap():
     group = {"group_type": "company", "group_value": "Acme", "group_properties": {"$set": {"plan": "pro"}}}
     async with amplitude() as double:
         ok_group = await amp_form(double, "/groupidentify", api_key="amp-key", identification=group)
-        bad_group = await amp_form(double, "/groupidentify", api_key="amp-key", identification={"group_type": "company"})
-        ok_map = await amp_form(double, "/usermap", api_key="amp-key", mapping=[{"user_id": "old-id", "global_user_id": "new-id"}])
+        bad_group = await amp_form(
+            double, "/groupidentify", api_key="amp-key", identification={"group_type": "company"}
+        )
+        ok_map = await amp_form(
+            double, "/usermap", api_key="amp-key", mapping=[{"user_id": "old-id", "global_user_id": "new-id"}]
+        )
         bad_map = await amp_form(double, "/usermap", api_key="amp-key", mapping=[{"user_id": "old-id"}])
     assert [r[0] for r in (ok_group, bad_group, ok_map, bad_map)] == [200, 400, 200, 400]
     assert double.group_identifications == [group]
@@ -746,3 +862,10 @@ async def test_amplitude_groupidentify_and_usermap():
 
 def test_amplitude_double_stands_for_one_regional_host():
     assert [AmplitudeDouble(region=r).host for r in ("US", "EU")] == ["api2.amplitude.com", "api.eu.amplitude.com"]
+
+
+def test_threaded_double_passes_attribute_writes_to_the_double():
+    inner = GA4Double(now=clock)
+    with ThreadedDouble(inner) as double:
+        double.delay = 0.25
+    assert inner.delay == 0.25
