@@ -302,7 +302,8 @@ class ThreadedDouble(Generic[D]):
         return self
 
     def close(self) -> None:
-        if not self._thread.is_alive():
+        if not self._thread.is_alive():  # never started, or already closed
+            self._loop.close()
             return
         try:
             asyncio.run_coroutine_threadsafe(self.double.close(), self._loop).result(10)
