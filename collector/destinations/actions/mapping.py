@@ -409,8 +409,8 @@ class _Compiler:
                 self.fail((*at, key), f"object keys must be strings, got {_json_type(key)} {key!r}")
                 continue
             if type(sub) in _SCALARS:
-                self.value(sub, (*at, key))  # reports NaN
-                entries.append((key, None, sub))
+                if self.literal(sub, (*at, key)):
+                    entries.append((key, None, sub))
             else:
                 entries.append((key, self.value(sub, (*at, key)), None))
         return _build_object(tuple(entries))
@@ -458,7 +458,8 @@ class _Compiler:
                 required: tuple[str, ...] = ()) -> dict | None:
         """Checks that a directive's argument is an object with known keys; reports otherwise."""
         if not isinstance(arg, dict) or is_directive(arg):
-            self.fail(at, f"{name} takes an object with {', '.join(allowed)}, got {_json_type(arg)}")
+            got = "a directive" if is_directive(arg) else _json_type(arg)
+            self.fail(at, f"{name} takes an object with {', '.join(allowed)}, got {got}")
             return None
         ok = True
         for key in arg:

@@ -492,6 +492,7 @@ def test_missing_sentinel_is_a_singleton_that_survives_copies():
     ({"x": {"@if": {"exists": 1, "blank": 1}}}, ("x", "@if"), "not both"),
     ({"x": {"@if": {"exists": {"@path": "$.a"}, "than": 1}}}, ("x", "@if", "than"), "did you mean 'then'?"),
     ({"x": {"@if": "$.a"}}, ("x", "@if"), "takes an object"),
+    ({"x": {"@if": {"@path": "$.a"}}}, ("x", "@if"), "got a directive"),
     ({"x": {"@if": {"exists": "$.userId", "then": 1}}}, ("x", "@if", "exists"), "always present"),
     ({"x": {"@case": {"operator": "title", "value": "a"}}}, ("x", "@case", "operator"), "one of"),
     ({"x": {"@case": {"value": "a"}}}, ("x", "@case"), "requires 'operator'"),
