@@ -147,7 +147,16 @@ def _expected(what: str, value: Any) -> _Invalid:
 
 
 def _to_string(value: Any) -> Any:
-    return value if type(value) is str else _expected("string", value)
+    """Numbers become their text, as Segment's validator coerces them: an order id sent as 12345
+    is "12345", 10.0 is "10" (as JavaScript writes it). Booleans, objects and lists do not."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
+    if kind is float and value == value and value not in (float("inf"), float("-inf")):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return _expected("string", value)
 
 
 _NUMBER_TEXT = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")

@@ -113,11 +113,15 @@ def test_datetime_is_normalised_to_utc_milliseconds(value, expected):
     assert clean(Field("datetime"), value) == expected
 
 
+@pytest.mark.parametrize("value, expected", [(12345, "12345"), (10.0, "10"), (1.5, "1.5"), (-3, "-3"), ("x", "x")])
+def test_numbers_become_text_in_string_fields(value, expected):
+    assert clean(Field("string"), value) == expected
+
+
 # ---------------------------------------------------------------------------------------------------
 # Errors
 
 @pytest.mark.parametrize("field, value, message", [
-    (Field("string"), 3, "f: expected string, got number 3"),
     (Field("string"), True, "f: expected string, got boolean true"),
     (Field("string"), {"a": 1}, 'f: expected string, got object {"a":1}'),
     (Field("string"), ["a", "b"], 'f: expected string, got array ["a","b"]'),
@@ -155,8 +159,8 @@ def test_datetime_is_normalised_to_utc_milliseconds(value, expected):
     (Field("number", minimum=0), -1, "f: number -1 is below the minimum 0"),
     (Field("number", maximum=10), "10.5", "f: number 10.5 is above the maximum 10"),
     (Field("string", max_length=3), "abcd", "f: 4 characters, more than the maximum 3"),
-    (Field("string", multiple=True), ["a", 2, None], "f[1]: expected string, got number 2; "
-                                                     "f[2]: expected string, got null"),
+    (Field("string", multiple=True), ["a", True, None], "f[1]: expected string, got boolean true; "
+                                                        "f[2]: expected string, got null"),
 ])
 def test_errors(field, value, message):
     assert "; ".join(problems({"f": field}, {"f": value})) == message
@@ -176,8 +180,9 @@ def test_constraints_accept_their_bounds(field, value):
 def test_choices_compare_numbers_as_numbers_and_never_as_booleans_or_strings():
     assert clean(Field("integer", choices=(1, 0)), "1.0") == 1
     assert clean(Field("number", choices=(1, 2)), 1.0) == 1.0
-    assert problems({"f": Field("string", choices=("1",))}, {"f": 1}) == [
-        "f: expected string, got number 1"]
+    assert clean(Field("string", choices=("1",)), 1) == "1"
+    assert problems({"f": Field("string", choices=("1",))}, {"f": True}) == [
+        "f: expected string, got boolean true"]
     assert problems({"f": Field("boolean", choices=(True,))}, {"f": "false"}) == [
         "f: boolean false is not one of true"]
     assert problems({"f": Field("object", choices=(1,))}, {"f": {}}) == [
@@ -195,11 +200,11 @@ def test_every_problem_is_listed_at_once():
         }),
         "ok": Field("string"),
     }
-    payload = {"currency": 3, "value": "abc", "ok": "fine",
+    payload = {"currency": False, "value": "abc", "ok": "fine",
                "items": [{"item_id": "a", "price": "1"}, {"price": "x"}, "oops"]}
     assert problems(fields, payload) == [
         "transaction_id: required but missing",
-        "currency: expected string, got number 3",
+        "currency: expected string, got boolean false",
         'value: expected number, got string "abc"',
         "items[1].item_id: required but missing",
         'items[1].price: expected number, got string "x"',
@@ -234,8 +239,8 @@ def test_nested_problems_name_their_full_path():
         "email": Field("string"),
         "address": Field("object", properties={"zip": Field("string", required=True)}),
     })}
-    assert problems(fields, {"user_data": {"email": 1, "address": {"city": "Paris"}}}) == [
-        "user_data.email: expected string, got number 1",
+    assert problems(fields, {"user_data": {"email": True, "address": {"city": "Paris"}}}) == [
+        "user_data.email: expected string, got boolean true",
         "user_data.address.zip: required but missing",
     ]
 
@@ -356,7 +361,7 @@ def test_check_mapping_accepts_a_good_mapping():
         (("items", 3), 'expected object, got string "oops"'),
     ]),
     ({"items": {"item_id": {"@path": "$.sku"}, "extra": 1}}, []),
-    ({"items": {"item_id": 3}}, [(("items", "item_id"), "expected string, got number 3")]),
+    ({"items": {"item_id": True}}, [(("items", "item_id"), "expected string, got boolean true")]),
 ])
 def test_check_mapping_finds_static_problems(change, expected):
     spec = {**VALID, **{k: v for k, v in change.items() if v is not MISSING}}
