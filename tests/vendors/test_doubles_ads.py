@@ -4,6 +4,7 @@ vendor's answer, and accepts the documented good examples (docs/vendors/analytic
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from typing import Any
@@ -12,6 +13,7 @@ import aiohttp
 import pytest
 
 from tests.vendors.base import ThreadedDouble
+from tests.vendors.google_ads import GoogleAdsDouble
 from tests.vendors.oauth import JWT_BEARER, OAuthDouble
 from tests.vendors.posthog import EVENT_MAX_BYTES, PostHogDouble
 
@@ -393,3 +395,397 @@ async def test_posthog_scripted_failures(status, text):
         assert posthog.accepted == []
         assert (await _call("POST", posthog.url + "/batch/", json=PH_EXAMPLE))[0] == 200
         assert len(posthog.accepted) == 1
+
+
+# ---------------------------------------------------------------- Google Ads
+
+CID = "1234567890"
+DEV = "test-developer-token"
+ACTION = f"customers/{CID}/conversionActions/456"
+
+
+def _sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _click(**change: Any) -> dict[str, Any]:
+    """The fact sheet's example conversion (§5)."""
+    conversion = {
+        "conversionAction": ACTION, "conversionDateTime": "2024-06-10 12:00:00+00:00", "gclid": "gclid-1",
+        "orderId": "o1", "conversionValue": 30, "currencyCode": "USD",
+        "userIdentifiers": [{"hashedEmail": _sha("ann@example.com")}, {"hashedPhoneNumber": _sha("+14155550100")}],
+        "consent": {"adUserData": "GRANTED", "adPersonalization": "GRANTED"},
+        "cartData": {"items": [{"productId": "sku1", "quantity": 2, "unitPrice": 15}]},
+    }
+    conversion.update(change)
+    return {k: v for k, v in conversion.items() if v is not None}
+
+
+class _Ads:
+    """An OAuth double and a Google Ads double beside it, with a valid token."""
+
+    def __init__(self, **options: Any) -> None:
+        self.oauth = OAuthDouble(clients={"cid": "csecret"}, refresh_tokens=["rt-1"])
+        self.options = {"customer_ids": [CID], "conversion_actions": [456, 789], **options}
+
+    async def __aenter__(self) -> _Ads:
+        await self.oauth.start()
+        self.ads = GoogleAdsDouble(self.oauth, **self.options)
+        await self.ads.start()
+        self.token = self.oauth.issue()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ads.close()
+        await self.oauth.close()
+
+    def headers(self, **change: str | None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.token}", "developer-token": DEV, **change}
+        return {k: v for k, v in headers.items() if v is not None}
+
+    async def upload(self, *conversions: dict[str, Any], cid: str = CID, method: str = "uploadClickConversions",
+                     key: str = "conversions", headers: dict[str, str] | None = None, **top: Any) -> tuple[int, Any]:
+        body = {key: list(conversions), "partialFailure": True, **top}
+        body = {k: v for k, v in body.items() if v is not None}
+        url = f"{self.ads.url}/v22/customers/{cid}:{method}"
+        return await _call("POST", url, json=body, headers=headers or self.headers())
+
+
+def _failed(body: dict[str, Any]) -> list[tuple[int, str]]:
+    """(index, error code) of each failed item in a partial failure, read from Google's shape."""
+    failed = []
+    for detail in body["partialFailureError"]["details"]:
+        for error in detail["errors"]:
+            first = error["location"]["fieldPathElements"][0]
+            failed.append((first["index"], next(iter(error["errorCode"].values()))))
+    return failed
+
+
+def _ads_code(body: dict[str, Any]) -> str:
+    return next(iter(body["error"]["details"][0]["errors"][0]["errorCode"].values()))
+
+
+async def test_google_ads_accepts_the_documented_click_conversion():
+    async with _Ads() as ctx:
+        status, body = await ctx.upload(_click())
+        assert status == 200 and "partialFailureError" not in body
+        assert body["results"] == [{"gclid": "gclid-1", "conversionAction": ACTION,
+                                    "conversionDateTime": "2024-06-10 12:00:00+00:00",
+                                    "userIdentifiers": _click()["userIdentifiers"]}]
+        assert ctx.ads.accepted == [_click()]
+
+
+async def test_google_ads_bearer_token_must_come_from_the_oauth_double_and_stop_after_expiry():
+    async with _Ads() as ctx:
+        status, body = await ctx.upload(_click(), headers=ctx.headers(Authorization=None))
+        assert (status, body["error"]["status"]) == (401, "UNAUTHENTICATED")
+        status, body = await ctx.upload(_click(), headers=ctx.headers(Authorization="Bearer at-made-up"))
+        assert (status, _ads_code(body)) == (401, "OAUTH_TOKEN_INVALID")
+
+        _, token = await _call("POST", ctx.oauth.token_url, data=REFRESH | {"client_id": "cid"})
+        ctx.token = token["access_token"]
+        assert (await ctx.upload(_click(orderId="o2", gclid="g-2")))[0] == 200
+        ctx.oauth.expire_all()
+        status, body = await ctx.upload(_click(orderId="o3", gclid="g-3"))
+        assert (status, body["error"]["status"], _ads_code(body)) == (401, "UNAUTHENTICATED", "OAUTH_TOKEN_EXPIRED")
+        _, token = await _call("POST", ctx.oauth.token_url, data=REFRESH)
+        ctx.token = token["access_token"]
+        assert (await ctx.upload(_click(orderId="o3", gclid="g-3")))[0] == 200
+        assert [c["orderId"] for c in ctx.ads.accepted] == ["o2", "o3"]
+
+
+async def test_google_ads_bad_token_status_can_be_400():
+    async with _Ads(bad_token_status=400) as ctx:
+        status, body = await ctx.upload(_click(), headers=ctx.headers(Authorization="Bearer at-made-up"))
+        assert (status, body["error"]["status"], _ads_code(body)) == (400, "INVALID_ARGUMENT", "OAUTH_TOKEN_INVALID")
+
+
+@pytest.mark.parametrize(
+    ("options", "cid", "headers", "status", "code"),
+    [
+        ({}, CID, {"developer-token": "wrong"}, 401, "DEVELOPER_TOKEN_INVALID"),
+        ({}, CID, {"developer-token": None}, 401, "DEVELOPER_TOKEN_INVALID"),
+        ({}, "123-456-7890", {}, 400, "INVALID_CUSTOMER_ID"),
+        ({}, "9999999999", {}, 403, "USER_PERMISSION_DENIED"),
+        ({"login_customer_id": "1112223333"}, CID, {}, 403, "USER_PERMISSION_DENIED"),
+        ({"login_customer_id": "1112223333"}, CID, {"login-customer-id": "4445556666"}, 403, "USER_PERMISSION_DENIED"),
+        ({"login_customer_id": "1112223333"}, CID, {"login-customer-id": "111-222-3333"}, 400,
+         "INVALID_LOGIN_CUSTOMER_ID"),
+        ({}, CID, {"login-customer-id": "4445556666"}, 403, "USER_PERMISSION_DENIED"),
+    ],
+    ids=["wrong-developer-token", "no-developer-token", "dashed-customer-id", "unknown-customer",
+         "manager-header-missing", "wrong-manager", "dashed-manager", "not-a-manager"],
+)
+async def test_google_ads_refuses_request_level_problems(options, cid, headers, status, code):
+    async with _Ads(**options) as ctx:
+        answered, body = await ctx.upload(_click(), cid=cid, headers=ctx.headers(**headers))
+        assert (answered, _ads_code(body)) == (status, code)
+        assert ctx.ads.accepted == []
+
+
+async def test_google_ads_login_customer_id_when_required():
+    async with _Ads(login_customer_id="1112223333") as ctx:
+        status, _ = await ctx.upload(_click(), headers=ctx.headers(**{"login-customer-id": "1112223333"}))
+        assert status == 200 and len(ctx.ads.accepted) == 1
+
+
+async def test_google_ads_partial_failure_names_the_failed_indexes():
+    async with _Ads() as ctx:
+        ctx.ads.fail_click("gclid-expired", "EXPIRED_EVENT")
+        ctx.ads.fail_click("gclid-gone")
+        conversions = [
+            _click(gclid="g-0", orderId="o-0"),
+            _click(gclid="g-1", orderId="o-1", conversionDateTime="2024-06-10T12:00:00Z"),
+            _click(gclid="g-2", orderId="o-2", conversionAction=f"customers/{CID}/conversionActions/999"),
+            _click(gclid="gclid-expired", orderId="o-3"),
+            _click(gclid="g-4", orderId="o-4"),
+            _click(gclid="gclid-gone", orderId="o-5"),
+        ]
+        status, body = await ctx.upload(*conversions)
+        assert status == 200
+        assert _failed(body) == [(1, "INVALID_STRING_DATE_TIME_SECONDS_WITH_OFFSET"), (2, "INVALID_CONVERSION_ACTION"),
+                                 (3, "EXPIRED_EVENT"), (5, "EVENT_NOT_FOUND")]
+        assert body["partialFailureError"]["code"] == 3
+        assert [bool(r) for r in body["results"]] == [True, False, False, False, True, False]
+        assert body["results"][4]["gclid"] == "g-4"
+        assert [c["gclid"] for c in ctx.ads.accepted] == ["g-0", "g-4"]
+
+
+async def test_google_ads_without_partial_failure_one_bad_conversion_fails_all():
+    async with _Ads() as ctx:
+        bad = _click(gclid="g-1", orderId="o-1", currencyCode="XYZ")
+        status, body = await ctx.upload(_click(), bad, partialFailure=None)
+        assert status == 400 and body["error"]["status"] == "INVALID_ARGUMENT"
+        error = body["error"]["details"][0]["errors"][0]
+        assert error["errorCode"] == {"currencyCodeError": "UNSUPPORTED"}
+        assert error["location"]["fieldPathElements"] == [{"fieldName": "conversions", "index": 1},
+                                                          {"fieldName": "currency_code"}]
+        assert ctx.ads.accepted == []
+        status, body = await ctx.upload(_click(), partialFailure=False)
+        assert status == 200 and len(ctx.ads.accepted) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"conversionDateTime": "2024-06-10 12:00:00"}, "INVALID_STRING_DATE_TIME_SECONDS_WITH_OFFSET"),
+        ({"conversionDateTime": "2024-02-30 12:00:00+00:00"}, "INVALID_STRING_DATE_TIME_SECONDS_WITH_OFFSET"),
+        ({"conversionDateTime": None}, "REQUIRED"),
+        ({"conversionAction": None}, "REQUIRED"),
+        ({"conversionAction": "conversionActions/456"}, "RESOURCE_NAME_MALFORMED"),
+        ({"conversionAction": "customers/555/conversionActions/456"}, "INVALID_CONVERSION_ACTION"),
+        ({"userIdentifiers": [{"hashedEmail": "ann@example.com"}]}, "INVALID_USER_IDENTIFIER"),
+        ({"userIdentifiers": [{"hashedEmail": _sha("ann@example.com").upper()}]}, "INVALID_USER_IDENTIFIER"),
+        ({"userIdentifiers": [{"hashedPhoneNumber": "+14155550100"}]}, "INVALID_USER_IDENTIFIER"),
+        ({"userIdentifiers": [{"addressInfo": {"hashedFirstName": "Ann"}}]}, "INVALID_USER_IDENTIFIER"),
+        ({"userIdentifiers": [{"addressInfo": {"countryCode": _sha("us")}}]}, "INVALID_USER_IDENTIFIER"),
+        ({"gclid": None, "userIdentifiers": None}, "REQUIRED"),
+        ({"gclid": None, "gbraid": "gb", "wbraid": "wb"}, "GBRAID_WBRAID_BOTH_SET"),
+        ({"currencyCode": "usd"}, "UNSUPPORTED"),
+    ],
+)
+async def test_google_ads_refuses_a_bad_conversion(change, code):
+    async with _Ads() as ctx:
+        status, body = await ctx.upload(_click(gclid="g-ok", orderId="o-ok"), _click(**change))
+        assert status == 200 and _failed(body) == [(1, code)]
+        assert len(ctx.ads.accepted) == 1
+
+
+async def test_google_ads_accepts_user_identifiers_without_a_click_and_a_braid():
+    async with _Ads() as ctx:
+        leads = _click(gclid=None, orderId="o-lead")
+        braid = _click(gclid=None, gbraid="gb-1", orderId="o-braid", userIdentifiers=None)
+        status, body = await ctx.upload(leads, braid)
+        assert status == 200 and "partialFailureError" not in body
+        assert [c["orderId"] for c in ctx.ads.accepted] == ["o-lead", "o-braid"]
+
+
+async def test_google_ads_dedups_clicks_and_order_ids():
+    async with _Ads() as ctx:
+        assert (await ctx.upload(_click()))[0] == 200
+        same_click = _click(orderId="o-new")
+        same_order = _click(gclid="g-new")
+        in_request = [_click(gclid="g-x", orderId="o-x"), _click(gclid="g-x", orderId="o-y"),
+                      _click(gclid="g-z", orderId="o-x", conversionDateTime="2024-06-11 12:00:00+00:00")]
+        other_action = _click(conversionAction=f"customers/{CID}/conversionActions/789")
+        status, body = await ctx.upload(same_click, same_order, *in_request, other_action)
+        assert _failed(body) == [(0, "CLICK_CONVERSION_ALREADY_EXISTS"), (1, "ORDER_ID_ALREADY_IN_USE"),
+                                 (3, "DUPLICATE_CLICK_CONVERSION_IN_REQUEST"), (4, "DUPLICATE_ORDER_ID")]
+        assert [c["orderId"] for c in ctx.ads.accepted] == ["o1", "o-x", "o1"]
+
+
+async def test_google_ads_limit_of_2000_conversions():
+    async with _Ads() as ctx:
+        many = [_click(gclid=f"g-{i}", orderId=f"o-{i}") for i in range(2001)]
+        status, body = await ctx.upload(*many)
+        assert (status, _ads_code(body)) == (400, "TOO_MANY_CONVERSIONS_IN_REQUEST")
+        status, body = await ctx.upload(*many[:2000])
+        assert status == 200 and len(ctx.ads.accepted) == 2000
+
+
+async def test_google_ads_parses_bodies_as_proto_json():
+    async with _Ads() as ctx:
+        snake = {"conversion_action": ACTION, "conversion_date_time": "2024-06-10 12:00:00+00:00",
+                 "gclid": "g-snake", "conversion_value": "12.5", "currency_code": "EUR"}
+        status, body = await ctx.upload(snake)
+        assert status == 200 and "partialFailureError" not in body
+        assert ctx.ads.accepted[0] == {"conversionAction": ACTION, "conversionDateTime": "2024-06-10 12:00:00+00:00",
+                                       "gclid": "g-snake", "conversionValue": 12.5, "currencyCode": "EUR"}
+        for bad in (_click(conversionActionId="456"), _click(consent={"adUserData": "YES"}),
+                    _click(conversionValue="thirty")):
+            status, body = await ctx.upload(bad)
+            assert status == 400 and body["error"]["details"][0]["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+        status, body = await ctx.upload(_click(), partialFailure="yes")
+        assert status == 400
+        status, body = await _call("POST", f"{ctx.ads.url}/v22/customers/{CID}:uploadClickConversions",
+                                   data=b"{", headers={**ctx.headers(), "Content-Type": "application/json"})
+        assert status == 400 and len(ctx.ads.accepted) == 1
+
+
+async def test_google_ads_validate_only_stores_nothing():
+    async with _Ads() as ctx:
+        status, body = await ctx.upload(_click(), _click(gclid="g-2", orderId="o-2", currencyCode="XX"),
+                                        validateOnly=True)
+        assert status == 200 and "results" not in body and _failed(body) == [(1, "UNSUPPORTED")]
+        assert ctx.ads.accepted == []
+
+
+CLICK_TIME = "2024-06-10 12:00:00+00:00"
+
+
+def _enhancement(**change: Any) -> dict[str, Any]:
+    adjustment = {"conversionAction": ACTION, "adjustmentType": "ENHANCEMENT", "orderId": "o1",
+                  "userIdentifiers": [{"hashedEmail": _sha("ann@example.com")}], "userAgent": "Mozilla/5.0"}
+    adjustment.update(change)
+    return {k: v for k, v in adjustment.items() if v is not None}
+
+
+async def test_google_ads_conversion_adjustments():
+    async with _Ads() as ctx:
+        adjust = {"method": "uploadConversionAdjustments", "key": "conversionAdjustments"}
+        status, body = await ctx.upload(_enhancement(), **adjust)
+        assert status == 200 and body["results"] == [{"orderId": "o1", "conversionAction": ACTION,
+                                                      "adjustmentType": "ENHANCEMENT"}]
+        retraction = _enhancement(adjustmentType="RETRACTION", orderId="o9", userIdentifiers=None,
+                                  adjustmentDateTime="2024-06-11 09:00:00-05:00")
+        batch = [_enhancement(), _enhancement(orderId=None), _enhancement(orderId="o2"), _enhancement(orderId="o2"),
+                 _enhancement(orderId="o3", userIdentifiers=[{"hashedEmail": "ann@example.com"}]),
+                 _enhancement(orderId="o4", gclidDateTimePair={"gclid": "g", "conversionDateTime": CLICK_TIME}),
+                 retraction, _enhancement(adjustmentType="RETRACTION", orderId="o8")]
+        status, body = await ctx.upload(*batch, **adjust)
+        assert status == 200
+        paths = [e["location"]["fieldPathElements"][0]["fieldName"]
+                 for e in body["partialFailureError"]["details"][0]["errors"]]
+        assert set(paths) == {"conversion_adjustments"}
+        assert _failed(body) == [(0, "CONVERSION_ALREADY_ENHANCED"), (1, "REQUIRED"),
+                                 (3, "DUPLICATE_ENHANCEMENT_IN_REQUEST"), (4, "INVALID_USER_IDENTIFIER"),
+                                 (5, "GCLID_DATE_TIME_PAIR_AND_ORDER_ID_BOTH_SET"), (7, "REQUIRED")]
+        assert [a["orderId"] for a in ctx.ads.adjustments] == ["o1", "o2", "o9"]
+        assert ctx.ads.accepted == []
+
+
+async def test_google_ads_adjustment_rules_fail_by_order_id():
+    async with _Ads() as ctx:
+        ctx.ads.add_rule("CONVERSION_NOT_FOUND", lambda a: a.get("orderId") == "o-missing", kind="adjustment")
+        status, body = await ctx.upload(_enhancement(orderId="o-missing"), _enhancement(orderId="o-ok"),
+                                        method="uploadConversionAdjustments", key="conversionAdjustments")
+        assert _failed(body) == [(0, "CONVERSION_NOT_FOUND")]
+        assert body["partialFailureError"]["details"][0]["errors"][0]["errorCode"] == {
+            "conversionAdjustmentUploadError": "CONVERSION_NOT_FOUND"}
+
+
+async def test_google_ads_scripted_failures_use_google_error_shapes():
+    async with _Ads() as ctx:
+        ctx.ads.fail_next(429)
+        status, body = await ctx.upload(_click())
+        assert (status, body["error"]["status"], _ads_code(body)) == (429, "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED")
+        ctx.ads.fail_next(503)
+        status, body = await ctx.upload(_click())
+        assert (status, body["error"]["status"]) == (503, "UNAVAILABLE")
+        assert ctx.ads.accepted == []
+        assert (await ctx.upload(_click()))[0] == 200 and len(ctx.ads.accepted) == 1
+
+
+# Customer Match through offline user data jobs
+
+LIST_ID = "4242"
+
+
+async def _job(ctx: _Ads, list_id: str = LIST_ID) -> tuple[int, Any]:
+    body = {"job": {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": {
+        "userList": f"customers/{CID}/userLists/{list_id}",
+        "consent": {"adUserData": "GRANTED", "adPersonalization": "GRANTED"}}}}
+    return await _call("POST", f"{ctx.ads.url}/v22/customers/{CID}/offlineUserDataJobs:create",
+                       json=body, headers=ctx.headers())
+
+
+async def _job_call(ctx: _Ads, resource: str, verb: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    return await _call("POST", f"{ctx.ads.url}/v22/{resource}:{verb}", json=body, headers=ctx.headers())
+
+
+def _member(email: str) -> dict[str, Any]:
+    return {"userIdentifiers": [{"hashedEmail": _sha(email)}]}
+
+
+async def test_google_ads_customer_match_adds_and_removes_on_run():
+    async with _Ads(user_list_ids=[LIST_ID]) as ctx:
+        status, created = await _job(ctx)
+        assert status == 200
+        resource = created["resourceName"]
+        assert resource.startswith(f"customers/{CID}/offlineUserDataJobs/")
+        adds = {"operations": [{"create": _member("a@example.com")}, {"create": _member("b@example.com")},
+                               {"create": {"userIdentifiers": [{"hashedEmail": "c@example.com"}]}},
+                               {"create": {"userIdentifiers": [{"addressInfo": {
+                                   "hashedFirstName": _sha("ann"), "hashedLastName": _sha("lee"),
+                                   "countryCode": "US", "postalCode": "94105"}}]}}],
+                "enablePartialFailure": True}
+        status, body = await _job_call(ctx, resource, "addOperations", adds)
+        assert status == 200 and _failed(body) == [(2, "INVALID_SHA256_FORMAT")]
+        status, body = await _job_call(ctx, resource, "addOperations", {
+            "operations": [{"remove": _member("a@example.com")}], "enable_warnings": True})
+        assert (status, body) == (200, {})
+        assert ctx.ads.members == {}  # nothing changes before the job runs
+        status, body = await _job_call(ctx, resource, "run")
+        assert status == 200 and body["name"].startswith(f"customers/{CID}/operations/")
+        emails = {value for kind, value in ctx.ads.members[LIST_ID] if kind == "hashedEmail"}
+        assert emails == {_sha("b@example.com")}
+        assert any(kind == "addressInfo" for kind, _ in ctx.ads.members[LIST_ID])
+        status, body = await _job_call(ctx, resource, "addOperations", {"operations": [{"create": _member("d@x.io")}]})
+        assert (status, _ads_code(body)) == (400, "JOB_ALREADY_STARTED")
+
+
+async def test_google_ads_customer_match_refusals():
+    async with _Ads(user_list_ids=[LIST_ID]) as ctx:
+        status, body = await _job(ctx, "777")
+        assert (status, _ads_code(body)) == (400, "INVALID_USER_LIST_ID")
+        _, created = await _job(ctx)
+        resource = created["resourceName"]
+        unhashed = {"operations": [{"create": _member("a@example.com")},
+                                   {"create": {"userIdentifiers": [{"hashedPhoneNumber": "+14155550100"}]}}]}
+        status, body = await _job_call(ctx, resource, "addOperations", unhashed)
+        assert (status, _ads_code(body)) == (400, "INVALID_SHA256_FORMAT")
+        error = body["error"]["details"][0]["errors"][0]
+        assert error["location"]["fieldPathElements"][0] == {"fieldName": "operations", "index": 1}
+        empty = {"operations": [{"create": {"userIdentifiers": []}}]}
+        status, body = await _job_call(ctx, resource, "addOperations", empty)
+        assert (status, _ads_code(body)) == (400, "MISSING_USER_IDENTIFIER")
+        both = {"operations": [{"create": _member("a@example.com"), "remove": _member("a@example.com")}]}
+        assert (await _job_call(ctx, resource, "addOperations", both))[0] == 400
+        assert (await _job_call(ctx, resource, "run"))[0] == 200
+        assert ctx.ads.members[LIST_ID] == set()
+        ctx.oauth.expire_all()
+        status, _ = await _job(ctx)
+        assert status == 401
+
+
+async def test_google_ads_user_lists_mutate_creates_a_usable_list():
+    async with _Ads(user_list_ids=[]) as ctx:
+        create = {"operations": [{"create": {"name": "Audience A", "membershipLifeSpan": "540",
+                                             "crmBasedUserList": {"uploadKeyType": "CONTACT_INFO"}}}]}
+        url = f"{ctx.ads.url}/v22/customers/{CID}/userLists:mutate"
+        status, body = await _call("POST", url, json=create, headers=ctx.headers())
+        assert status == 200
+        list_id = body["results"][0]["resourceName"].rsplit("/", 1)[1]
+        status, body = await _call("POST", url, json=create, headers=ctx.headers())
+        assert (status, _ads_code(body)) == (400, "NAME_ALREADY_USED")
+        assert (await _job(ctx, list_id))[0] == 200
