@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from tests.vendors.base import ThreadedDouble
+from tests.vendors.facebook import FacebookDouble
 from tests.vendors.google_ads import GoogleAdsDouble
 from tests.vendors.oauth import JWT_BEARER, OAuthDouble
 from tests.vendors.posthog import EVENT_MAX_BYTES, PostHogDouble
@@ -789,3 +790,251 @@ async def test_google_ads_user_lists_mutate_creates_a_usable_list():
         status, body = await _call("POST", url, json=create, headers=ctx.headers())
         assert (status, _ads_code(body)) == (400, "NAME_ALREADY_USED")
         assert (await _job(ctx, list_id))[0] == 200
+
+
+# ---------------------------------------------------------------- Meta Conversions API and Custom Audiences
+
+FB_TOKEN = "EAAtest-system-user-token"
+PIXEL = "1122334455"
+FB_NOW = 1_718_000_000.0
+
+
+def _capi_event(**change: Any) -> dict[str, Any]:
+    """The fact sheet's example event (§6)."""
+    event = {
+        "event_name": "Purchase", "event_time": 1718000000, "event_id": "msg-1", "action_source": "website",
+        "event_source_url": "https://shop.example/checkout",
+        "user_data": {"em": [_sha("ann@example.com")], "ph": [_sha("14155550100")], "external_id": [_sha("u1")],
+                      "client_ip_address": "1.2.3.4", "client_user_agent": "Mozilla/5.0",
+                      "fbc": "fb.1.1718000000000.AbCdEf", "fbp": "fb.1.1717000000000.123456789"},
+        "custom_data": {"currency": "USD", "value": 30, "content_ids": ["sku1"],
+                        "contents": [{"id": "sku1", "quantity": 2, "item_price": 15}], "num_items": 2},
+    }
+    event.update(change)
+    return event
+
+
+def _user_data(**change: Any) -> dict[str, Any]:
+    user_data = dict(_capi_event()["user_data"])
+    user_data.update(change)
+    return {k: v for k, v in user_data.items() if v is not None}
+
+
+class _Meta:
+    def __init__(self, **options: Any) -> None:
+        self.now = [FB_NOW]
+        self.double = FacebookDouble(FB_TOKEN, clock=lambda: self.now[0], **options)
+
+    async def __aenter__(self) -> _Meta:
+        await self.double.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.double.close()
+
+    async def send(self, *events: dict[str, Any], token: str | None = FB_TOKEN, pixel: str = PIXEL,
+                   **body: Any) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return await _call("POST", f"{self.double.url}/v24.0/{pixel}/events", json={"data": list(events), **body},
+                           headers=headers)
+
+
+async def test_meta_accepts_the_documented_event_with_a_bearer_token():
+    async with _Meta() as meta:
+        status, body = await meta.send(_capi_event())
+        assert status == 200
+        assert body["events_received"] == 1 and body["messages"] == [] and body["fbtrace_id"]
+        (kept,) = meta.double.accepted
+        assert (kept.pixel_id, kept.event, kept.test_event_code) == (PIXEL, _capi_event(), None)
+
+
+async def test_meta_accepts_the_token_in_the_query_and_a_form_body():
+    async with _Meta() as meta:
+        url = f"{meta.double.url}/v25.0/{PIXEL}/events?access_token={FB_TOKEN}"
+        status, _ = await _call("POST", url, json={"data": [_capi_event(event_id="q-1")], "test_event_code": "TEST1"})
+        assert status == 200
+        form = {"data": json.dumps([_capi_event(event_id="f-1")]), "access_token": FB_TOKEN}
+        status, _ = await _call("POST", f"{meta.double.url}/v25.0/{PIXEL}/events", data=form)
+        assert status == 200
+        assert [(e.event["event_id"], e.test_event_code) for e in meta.double.accepted] == [("q-1", "TEST1"),
+                                                                                             ("f-1", None)]
+
+
+async def test_meta_refuses_missing_and_wrong_tokens_with_graph_errors():
+    async with _Meta() as meta:
+        status, body = await meta.send(_capi_event(), token=None)
+        assert (status, body["error"]["code"], body["error"]["type"]) == (400, 104, "OAuthException")
+        status, body = await meta.send(_capi_event(), token="EAAwrong")
+        assert (status, body["error"]["code"], body["error"]["type"]) == (400, 190, "OAuthException")
+        assert body["error"]["fbtrace_id"]
+        assert meta.double.accepted == []
+    async with _Meta(auth_error_status=401) as meta:
+        status, body = await meta.send(_capi_event(), token="EAAwrong")
+        assert (status, body["error"]["code"]) == (401, 190)
+
+
+async def test_meta_refuses_an_unknown_pixel():
+    async with _Meta(pixel_ids=[PIXEL]) as meta:
+        status, body = await meta.send(_capi_event(), pixel="999")
+        assert (status, body["error"]["code"], body["error"]["error_subcode"]) == (400, 100, 33)
+        assert (await meta.send(_capi_event()))[0] == 200
+
+
+DAY = 86400
+
+
+@pytest.mark.parametrize(
+    ("change", "subcode"),
+    [
+        ({"event_name": None}, 2804019),
+        ({"event_name": ""}, 2804019),
+        ({"event_time": None}, 2804019),
+        ({"event_time": "yesterday"}, 2804019),
+        ({"event_time": int(FB_NOW) * 1000}, 2804019),
+        ({"event_time": int(FB_NOW) + 3600}, 2804019),
+        ({"event_time": int(FB_NOW) - 8 * DAY}, 2804003),
+        ({"action_source": None}, 2804019),
+        ({"action_source": "web"}, 2804019),
+        ({"event_source_url": None}, 2804019),
+        ({"user_data": _user_data(client_user_agent=None)}, 2804019),
+        ({"user_data": None}, 2804019),
+        ({"user_data": {}, "action_source": "app"}, 2804019),
+        ({"user_data": {"em": ""}, "action_source": "app"}, 2804019),
+        ({"user_data": _user_data(em="ann@example.com")}, 2804019),
+        ({"user_data": _user_data(em=[_sha("ann@example.com").upper()])}, 2804019),
+        ({"user_data": _user_data(ph=["14155550100"])}, 2804019),
+        ({"user_data": _user_data(fn="ann")}, 2804019),
+        ({"user_data": _user_data(ct="san francisco")}, 2804019),
+        ({"user_data": _user_data(country="us")}, 2804019),
+        ({"user_data": _user_data(client_ip_address=_sha("1.2.3.4"))}, 2804019),
+        ({"user_data": _user_data(client_ip_address="1.2.3")}, 2804019),
+        ({"user_data": _user_data(fbp=_sha("fb.1.1717000000000.123456789"))}, 2804019),
+        ({"user_data": _user_data(fbc="AbCdEf")}, 2804019),
+    ],
+)
+async def test_meta_one_invalid_event_rejects_the_whole_batch(change, subcode):
+    async with _Meta() as meta:
+        bad = {k: v for k, v in _capi_event(event_id="bad", **change).items() if v is not None}
+        status, body = await meta.send(_capi_event(), bad)
+        assert status == 400
+        error = body["error"]
+        assert (error["code"], error["error_subcode"], error["type"]) == (100, subcode, "OAuthException")
+        assert "index 1" in error["error_user_msg"]
+        assert meta.double.accepted == []
+
+
+async def test_meta_event_time_forms_and_the_physical_store_window():
+    async with _Meta() as meta:
+        events = [
+            _capi_event(event_id="iso", event_time="2024-06-10T06:00:00Z"),
+            _capi_event(event_id="digits", event_time=str(int(FB_NOW) - 6 * DAY)),
+            _capi_event(event_id="store", action_source="physical_store", event_time=int(FB_NOW) - 30 * DAY),
+            _capi_event(event_id="ahead", event_time=int(FB_NOW) + 30),
+        ]
+        assert (await meta.send(*events))[0] == 200
+        assert len(meta.double.accepted) == 4
+        status, body = await meta.send(_capi_event(action_source="physical_store", event_time=int(FB_NOW) - 63 * DAY))
+        assert (status, body["error"]["error_subcode"]) == (400, 2804003)
+
+
+async def test_meta_limit_of_1000_events():
+    async with _Meta() as meta:
+        events = [_capi_event(event_id=f"e-{i}") for i in range(1001)]
+        status, body = await meta.send(*events)
+        assert (status, body["error"]["code"]) == (400, 100)
+        status, body = await meta.send(*events[:1000])
+        assert status == 200 and body["events_received"] == 1000 and len(meta.double.accepted) == 1000
+        status, _ = await meta.send()
+        assert status == 400
+
+
+async def test_meta_dedups_event_name_and_event_id_within_48_hours():
+    async with _Meta() as meta:
+        assert (await meta.send(_capi_event()))[1]["events_received"] == 1
+        status, body = await meta.send(_capi_event(), _capi_event(event_name="AddToCart"))
+        assert status == 200 and body["events_received"] == 2
+        assert [e.event["event_name"] for e in meta.double.accepted] == ["Purchase", "AddToCart"]
+        assert len(meta.double.duplicates) == 1
+        meta.now[0] += 49 * 3600
+        assert (await meta.send(_capi_event(event_time=int(meta.now[0]))))[0] == 200
+        assert [e.event["event_name"] for e in meta.double.events("Purchase")] == ["Purchase", "Purchase"]
+        no_id = {k: v for k, v in _capi_event(event_time=int(meta.now[0])).items() if k != "event_id"}
+        await meta.send(no_id, no_id)
+        assert len(meta.double.events("Purchase")) == 4
+
+
+async def test_meta_external_id_hashing_is_only_recommended():
+    event = _capi_event(user_data=_user_data(external_id="u1"))
+    async with _Meta() as meta:
+        assert (await meta.send(event))[0] == 200
+    async with _Meta(require_hashed_external_id=True) as meta:
+        status, body = await meta.send(event)
+        assert status == 400 and "external_id" in body["error"]["error_user_msg"]
+
+
+@pytest.mark.parametrize(("status", "code"), [(429, 4), (500, 1), (503, 2)])
+async def test_meta_scripted_failures_use_graph_error_codes(status, code):
+    async with _Meta() as meta:
+        meta.double.fail_next(status)
+        answered, body = await meta.send(_capi_event())
+        assert (answered, body["error"]["code"], body["error"]["is_transient"]) == (status, code, True)
+        assert meta.double.accepted == []
+        assert (await meta.send(_capi_event()))[0] == 200
+
+
+AUDIENCE = "23850000000000000"
+# Segment's facebook-custom-audiences schema (every key, empty where unknown).
+FB_SCHEMA = ["EXTERN_ID", "EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST", "ZIP",
+             "MADID", "COUNTRY"]
+
+
+def _row(extern_id: str = "", email: str = "", madid: str = "") -> list[str]:
+    row = [""] * len(FB_SCHEMA)
+    row[0], row[1], row[13] = extern_id, _sha(email) if email else "", madid
+    return row
+
+
+async def _audience(meta: _Meta, method: str, payload: Any, audience: str = AUDIENCE, **kwargs: Any) -> tuple[int, Any]:
+    url = f"{meta.double.url}/v20.0/{audience}/users"
+    headers = {"Authorization": f"Bearer {FB_TOKEN}"}
+    return await _call(method, url, json={"payload": payload}, headers=headers, **kwargs)
+
+
+async def test_meta_custom_audience_add_and_remove():
+    async with _Meta(audience_ids=[AUDIENCE]) as meta:
+        madid = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
+        unhashed_phone = _row()
+        unhashed_phone[2] = "14155550100"
+        rows = [_row("u1", "a@example.com"), _row(email="b@example.com"), _row(madid=madid), unhashed_phone, _row()]
+        status, body = await _audience(meta, "POST", {"schema": FB_SCHEMA, "data": rows})
+        assert status == 200
+        assert (body["audience_id"], body["num_received"], body["num_invalid_entries"]) == (AUDIENCE, 5, 2)
+        assert len(body["invalid_entry_samples"]) == 2 and body["session_id"]
+        members = meta.double.audiences[AUDIENCE]
+        assert ("EMAIL", _sha("b@example.com")) in members and ("PHONE", "14155550100") not in members
+        assert ("MADID", madid) in members
+        status, body = await _audience(meta, "DELETE", {"schema": "EMAIL_SHA256", "data": [_sha("b@example.com")]})
+        assert status == 200 and body["num_invalid_entries"] == 0
+        assert ("EMAIL", _sha("b@example.com")) not in meta.double.audiences[AUDIENCE]
+        assert ("EMAIL", _sha("a@example.com")) in meta.double.audiences[AUDIENCE]
+        assert [op for _, op, _ in meta.double.audience_operations] == ["add", "remove"]
+
+
+async def test_meta_custom_audience_refusals():
+    async with _Meta(audience_ids=[AUDIENCE]) as meta:
+        good = {"schema": FB_SCHEMA, "data": [_row("u1", "a@example.com")]}
+        status, body = await _audience(meta, "POST", good, audience="777")
+        assert (status, body["error"]["error_subcode"]) == (400, 33)
+        for bad in ({"schema": ["EMAIL", "SHOE_SIZE"], "data": [[_sha("a"), "9"]]},
+                    {"schema": FB_SCHEMA, "data": [[_sha("a@example.com")]]},
+                    {"schema": FB_SCHEMA, "data": []},
+                    {"data": [_row("u1")]}):
+            status, body = await _audience(meta, "POST", bad)
+            assert (status, body["error"]["code"]) == (400, 100)
+        url = f"{meta.double.url}/v20.0/{AUDIENCE}/users"
+        status, body = await _call("POST", url, json={"payload": good}, headers={"Authorization": "Bearer nope"})
+        assert (status, body["error"]["code"]) == (400, 190)
+        assert meta.double.audiences == {}
+        form = {"payload": json.dumps(good), "access_token": FB_TOKEN}
+        status, body = await _call("POST", url, data=form)
+        assert status == 200 and body["num_received"] == 1
