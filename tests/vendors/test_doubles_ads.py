@@ -483,7 +483,7 @@ async def test_google_ads_bearer_token_must_come_from_the_oauth_double_and_stop_
         status, body = await ctx.upload(_click(), headers=ctx.headers(Authorization="Bearer at-made-up"))
         assert (status, _ads_code(body)) == (401, "OAUTH_TOKEN_INVALID")
 
-        _, token = await _call("POST", ctx.oauth.token_url, data=REFRESH | {"client_id": "cid"})
+        _, token = await _call("POST", ctx.oauth.token_url, data=REFRESH)
         ctx.token = token["access_token"]
         assert (await ctx.upload(_click(orderId="o2", gclid="g-2")))[0] == 200
         ctx.oauth.expire_all()
@@ -493,6 +493,30 @@ async def test_google_ads_bearer_token_must_come_from_the_oauth_double_and_stop_
         ctx.token = token["access_token"]
         assert (await ctx.upload(_click(orderId="o3", gclid="g-3")))[0] == 200
         assert [c["orderId"] for c in ctx.ads.accepted] == ["o2", "o3"]
+
+
+def test_google_ads_and_oauth_run_threaded_for_a_sender_elsewhere():
+    import urllib.error
+    import urllib.request
+
+    with ThreadedDouble(OAuthDouble()) as oauth, ThreadedDouble(GoogleAdsDouble(oauth.double)) as ads:
+        def upload(token: str) -> int:
+            request = urllib.request.Request(
+                f"{ads.url}/v22/customers/{CID}:uploadClickConversions", method="POST",
+                data=json.dumps({"conversions": [_click()], "partialFailure": True}).encode(),
+                headers={"Authorization": f"Bearer {token}", "developer-token": DEV,
+                         "Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        token = oauth.issue()
+        assert upload(token) == 200
+        oauth.expire_all()
+        assert upload(token) == 401
+        assert ads.wait_for_accepted(1) == [_click()]
 
 
 async def test_google_ads_bad_token_status_can_be_400():
