@@ -803,3 +803,131 @@ def test_the_dedup_cap_is_a_count_of_ids_and_zero_turns_it_off():
     assert load("storage:\n  dedup_max_ids: 0\n").storage.dedup_max_ids == 0
     assert errors("storage:\n  dedup_max_ids: -1\n") == [
         "collector.yaml:2:18: storage.dedup_max_ids: expected int >= 0, got -1"]
+
+
+# --- Destination filters, mappings and triggers (the actions layer) --------------------------------
+
+
+def load_actions(text: str) -> Config:
+    from tests.destinations.actions.toy import ToySettings
+
+    return load_config_text(textwrap.dedent(text), "collector.yaml", destination_union=FakeWebhookConfig | ToySettings)
+
+
+def action_errors(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_actions(text)
+    return caught.value.errors
+
+
+def test_mappings_triggers_and_filters_are_compiled_at_load():
+    from collector.destinations.actions.filters import compiled_filters
+    from collector.destinations.actions.subscriptions import compiled_subscriptions
+
+    config = load_actions("""\
+        destinations:
+          toy:
+            type: toy
+            api_key: k
+            presets: [Track Calls]
+            filters:
+              - if: event = "Debug"
+                drop: true
+            mappings:
+              - action: page
+                trigger: type = "screen"
+                fields: {url: {"@path": "$.name"}}
+        """)
+    toy = config.destinations["toy"]
+    subscriptions = compiled_subscriptions(toy)
+    assert [(s.name, s.action.name) for s in subscriptions] == [("Track Calls", "track"), ("mappings[0]", "page")]
+    assert compiled_subscriptions(toy) is subscriptions  # kept on the config: built once
+    assert compiled_filters(toy)({"type": "track", "event": "Debug"}) is None
+
+
+def test_every_action_problem_is_reported_in_one_pass_with_its_position():
+    lines = action_errors("""\
+        destinations:
+          toy:
+            type: toy
+            api_key: k
+            presets: [Track Calls, Pages]
+            endpoint: https://proxy.example.com/toy
+            filters:
+              - if: 'event == "Debug"'
+                drop: true
+              - if: type = "track"
+              - drop_properties: {"": [messageId]}
+                iff: x
+            mappings:
+              - action: trak
+                trigger: type = "track"
+              - action: page
+                trigger: type = "page" and (event = "x"
+              - action: page
+                trigger: type = "page"
+                fields:
+                  urll: {"@path": "$.properties.url"}
+                  count: many
+                  url: {"@path": "$.a..b"}
+              - name: Audiense Entered
+                action: add_to_list
+              - name: Track Calls
+                fields: {name: null}
+          hook:
+            type: webhook
+            url: https://x
+            filters:
+              - if: "properties.a = "
+                drop: true
+        """)
+    assert [line.partition(": ")[0] + ": " + line.partition(": ")[2].partition(":")[0] for line in lines] == [
+        "collector.yaml:5:28: destinations.toy.presets[1]",
+        "collector.yaml:6:15: destinations.toy.endpoint",
+        "collector.yaml:8:20: destinations.toy.filters[0].if",  # the column of == inside the quoted string
+        "collector.yaml:10:9: destinations.toy.filters[1]",
+        "collector.yaml:11:31: destinations.toy.filters[2].drop_properties.",
+        "collector.yaml:12:9: destinations.toy.filters[2].iff",
+        "collector.yaml:14:17: destinations.toy.mappings[0].action",
+        "collector.yaml:17:36: destinations.toy.mappings[1].trigger",  # the unclosed ( in a plain scalar
+        "collector.yaml:21:11: destinations.toy.mappings[2].fields.urll",
+        "collector.yaml:22:18: destinations.toy.mappings[2].fields.count",
+        "collector.yaml:23:26: destinations.toy.mappings[2].fields.url.@path",
+        "collector.yaml:24:9: destinations.toy.mappings[3]",
+        "collector.yaml:27:24: destinations.toy.mappings[4].fields.name",
+        "collector.yaml:32:27: destinations.hook.filters[0].if",  # filters on a webhook are checked too
+    ]
+    assert "did you mean 'Page Calls'?" in lines[0]
+    assert "did you mean 'track'?" in lines[6] and "actions of toy: track, add_to_list, page" in lines[6]
+    assert "did you mean 'url'?" in lines[8]
+    assert "needs trigger" in lines[11] and "did you mean 'Audience Entered'?" in lines[11]
+
+
+def test_a_trigger_written_with_escapes_or_on_several_lines_points_at_its_start():
+    lines = action_errors("""\
+        destinations:
+          toy:
+            type: toy
+            api_key: k
+            mappings:
+              - action: page
+                trigger: "type = \\"page\\" and"
+              - action: page
+                trigger: >-
+                  type = "page" and
+                  event == "x"
+        """)
+    assert [line.split(": ")[0] for line in lines] == ["collector.yaml:7:18", "collector.yaml:9:18"]
+
+
+def test_a_trigger_from_an_environment_variable_points_at_its_start(monkeypatch):
+    monkeypatch.setenv("TRIGGER", 'event == "x"')
+    lines = action_errors("""\
+        destinations:
+          toy:
+            type: toy
+            api_key: k
+            mappings:
+              - {action: page, trigger: "${TRIGGER}"}
+        """)
+    assert [line.split(": ")[0] for line in lines] == ["collector.yaml:6:33"]

@@ -94,8 +94,7 @@ _MAX_REMEMBERED = 100_000
 
 class ActionSettings(DestinationConfig, kw_only=True):
     """The settings every action destination has, besides its vendor's (a vendor's ``Config``
-    subclasses this with ``tag="<type>", kw_only=True``; a ``__post_init__`` of its own calls
-    ``super().__post_init__()``)."""
+    subclasses this with ``tag="<type>", kw_only=True``)."""
 
     # Subscriptions written in the config; see MappingConfig for how they replace or add to presets.
     mappings: list[MappingConfig] = []
@@ -112,22 +111,26 @@ class ActionSettings(DestinationConfig, kw_only=True):
     # The destination class these settings belong to (set by ActionDestination.__init_subclass__).
     destination: ClassVar[type[ActionDestination]]
 
-    def __post_init__(self) -> None:
-        if self.endpoint is not None:
-            self.endpoint = _origin(self.endpoint)
 
 
-def _origin(url: str) -> str:
+def endpoint_origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of an ``endpoint`` setting; None when it is not only that."""
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError for a bad port
     except ValueError:
-        parts = None
-    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
-            or parts.path not in ("", "/") or parts.query or parts.fragment):
-        raise ValueError(f"endpoint: expected scheme://host[:port] such as https://eu.example.com, with no path, "
-                         f"got {url!r}")
+        return None
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/")
+            or parts.query or parts.fragment or parts.username is not None):
+        return None
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _endpoint_problems(config: ActionSettings) -> list[ConfigProblem]:
+    if config.endpoint is None or endpoint_origin(config.endpoint) is not None:
+        return []
+    return [ConfigProblem(("endpoint",), "expected scheme://host[:port] such as https://eu.example.com, with no "
+                                         f"path (the vendor's path is kept), got {config.endpoint!r}")]
 
 
 def settings_problems(config: DestinationConfig) -> list[ConfigProblem]:
@@ -139,6 +142,7 @@ def settings_problems(config: DestinationConfig) -> list[ConfigProblem]:
     except SettingsError as error:
         problems += error.problems
     if isinstance(config, ActionSettings):
+        problems += _endpoint_problems(config)
         try:
             compiled_subscriptions(config)
         except SettingsError as error:
@@ -180,7 +184,12 @@ class ActionDestination(Destination):
         self.pause = Pause()
         self.bucket = TokenBucket(config.rate_limit) if config.rate_limit is not None else None
         self.timeout = aiohttp.ClientTimeout(total=config.timeout)
-        self.base_url = config.endpoint or self.vendor_endpoint().rstrip("/")
+        endpoint_problems = _endpoint_problems(config)
+        if endpoint_problems:
+            raise SettingsError(endpoint_problems)
+        # The endpoint setting's scheme, host and port, which replace those of every URL.
+        self.origin = endpoint_origin(config.endpoint) if config.endpoint is not None else None
+        self.base_url = self.origin or self.vendor_endpoint().rstrip("/")
         self.base_headers: dict[str, str] = dict(self.headers())
         self.token_source = self.token_source_for()
         self._secrets = _secrets_of(config, self.base_headers)
@@ -363,10 +372,10 @@ class ActionDestination(Destination):
 
     def url(self, path_or_url: str) -> str:
         if path_or_url.startswith(("http://", "https://")):
-            if self.config.endpoint is None:
+            if self.origin is None:
                 return path_or_url
             parts = urllib.parse.urlsplit(path_or_url)
-            return self.config.endpoint + parts.path + (f"?{parts.query}" if parts.query else "")
+            return self.origin + parts.path + (f"?{parts.query}" if parts.query else "")
         return self.base_url + path_or_url
 
     async def wait_turn(self) -> None:

@@ -153,8 +153,7 @@ def _plans(cls: type[ActionDestination], settings: ActionSettings, actions: dict
                 kept.append(name)
             else:
                 problems.append(ConfigProblem(("presets", i), f"no preset named {name!r}{_did_you_mean(name, presets)}"
-                                              f" (presets of {cls.Config.__struct_config__.tag}: "
-                                              f"{', '.join(map(repr, presets)) or 'none'})"))
+                                              f"; presets of {_type(cls)}: {', '.join(map(repr, presets)) or 'none'}"))
     for name in kept:
         preset = presets[name]
         plans[name] = _Plan(name, preset.action, preset.trigger, _preset_spec(preset, actions), ())
@@ -173,14 +172,14 @@ def _plans(cls: type[ActionDestination], settings: ActionSettings, actions: dict
             missing = " and ".join(key for key, value in (("action", action_name), ("trigger", trigger)) if value is None)
             hint = ""
             if mapping.name is not None and presets:
-                hint = (f" (it names no preset{_did_you_mean(mapping.name, presets)}; presets: "
-                        f"{', '.join(map(repr, presets))})")
+                hint = (f"; its name is not a preset's{_did_you_mean(mapping.name, presets)}: "
+                        f"{', '.join(map(repr, presets))}")
             problems.append(ConfigProblem(at, f"a new mapping needs {missing}{hint}"))
             continue
         if action_name not in actions:
             problems.append(ConfigProblem((*at, "action"), f"unknown action {action_name!r}"
-                                          f"{_did_you_mean(action_name, actions)}; actions of "
-                                          f"{cls.Config.__struct_config__.tag}: {', '.join(actions)}"))
+                                          f"{_did_you_mean(action_name, actions)}; actions of {_type(cls)}: "
+                                          f"{', '.join(actions)}"))
             continue
         if preset is not None and preset.action == action_name:
             base = _preset_spec(preset, actions)
@@ -208,7 +207,7 @@ def _compile_plan(cls: type[ActionDestination], plan: _Plan, action: Action, ind
     before = len(problems)
     # A preset's problems are the vendor's bug: reported at the destination's type.
     where = plan.at or ("type",)
-    prefix = "" if plan.at else f"preset {plan.name!r} of {cls.Config.__struct_config__.tag}: "
+    prefix = "" if plan.at else f"preset {plan.name!r} of {_type(cls)}: "
     matches: Predicate | None = None
     try:
         matches = compile_fql(plan.trigger)
@@ -222,13 +221,12 @@ def _compile_plan(cls: type[ActionDestination], plan: _Plan, action: Action, ind
         text = message if plan.at else f"{prefix}fields.{'.'.join(map(str, path))}: {message}"
         problems.append(ConfigProblem(fields_at, text, at_key=plan.at != () and message.startswith("unknown field")))
     mapping = None
-    if len(problems) == before:
-        try:
-            mapping = compile_mapping(plan.spec)
-        except MappingError as error:
-            for one in error.errors:
-                fields_at = (*plan.at, "fields", *one.path) if plan.at else where
-                problems.append(ConfigProblem(fields_at, one.message if plan.at else f"{prefix}{one}"))
+    try:
+        mapping = compile_mapping(plan.spec)
+    except MappingError as error:
+        for one in error.errors:
+            fields_at = (*plan.at, "fields", *one.path) if plan.at else where
+            problems.append(ConfigProblem(fields_at, one.message if plan.at else f"{prefix}{one}"))
     if len(problems) > before or matches is None or mapping is None:
         return None
     return Subscription(index, plan.name, action, plan.trigger, matches,
@@ -307,6 +305,10 @@ def _batch_key(keys: tuple[str, ...]) -> Callable[[dict], Hashable] | None:
     return key
 
 
+def _type(cls: type[ActionDestination]) -> str:
+    return cls.Config.__struct_config__.tag
+
+
 def _did_you_mean(word: str, candidates: Mapping[str, Any] | list[str]) -> str:
     matches = difflib.get_close_matches(word, list(candidates), n=1)
-    return f"; did you mean {matches[0]!r}?" if matches else ""
+    return f" (did you mean {matches[0]!r}?)" if matches else ""

@@ -307,10 +307,16 @@ async def test_endpoint_replaces_scheme_host_and_port_only(server, http):
     assert without.url("/v1/page") == "https://eu.api.toy.example/v1/page"
 
 
-@pytest.mark.parametrize("endpoint", ["ftp://x", "https://x/path", "https://x?q=1", "x.example.com"])
-def test_an_endpoint_with_a_path_or_no_scheme_is_refused(server, endpoint):
-    with pytest.raises(msgspec.ValidationError, match="endpoint"):
-        settings(server, endpoint=endpoint)
+@pytest.mark.parametrize("endpoint", ["ftp://x", "https://x/path", "https://x?q=1", "x.example.com",
+                                      "https://user@x", "https://x:99999"])
+def test_an_endpoint_with_a_path_or_no_scheme_is_refused(server, http, endpoint):
+    with pytest.raises(SettingsError, match="endpoint"):
+        Toy("toy", settings(server, endpoint=endpoint), BuildContext(http, ""))
+
+
+def test_an_endpoint_with_a_trailing_slash_is_an_origin(server, http):
+    destination = Toy("toy", settings(server, endpoint=server.origin + "/"), BuildContext(http, ""))
+    assert destination.url("/v1/page") == f"{server.origin}/v1/page"
 
 
 async def test_secrets_never_reach_a_reason(server, http):
