@@ -845,7 +845,19 @@ def test_mappings_triggers_and_filters_are_compiled_at_load():
     assert compiled_filters(toy)({"type": "track", "event": "Debug"}) is None
 
 
+def fql_column(text: str) -> int:
+    from collector.destinations.actions.fql import FQLError, compile_fql
+
+    with pytest.raises(FQLError) as caught:
+        compile_fql(text)
+    return caught.value.column
+
+
 def test_every_action_problem_is_reported_in_one_pass_with_its_position():
+    # An FQL error points inside the string: where the string starts + the error's column - 1.
+    equals = 13 + fql_column('event == "Debug"')  # written '...' from column 13
+    unclosed = 17 + fql_column('type = "page" and (event = "x"')  # written plain from column 18
+    dangling = 13 + fql_column("properties.a = ")  # written "..." from column 13
     lines = action_errors("""\
         destinations:
           toy:
@@ -884,18 +896,18 @@ def test_every_action_problem_is_reported_in_one_pass_with_its_position():
     assert [line.partition(": ")[0] + ": " + line.partition(": ")[2].partition(":")[0] for line in lines] == [
         "collector.yaml:5:28: destinations.toy.presets[1]",
         "collector.yaml:6:15: destinations.toy.endpoint",
-        "collector.yaml:8:20: destinations.toy.filters[0].if",  # the column of == inside the quoted string
+        f"collector.yaml:8:{equals}: destinations.toy.filters[0].if",
         "collector.yaml:10:9: destinations.toy.filters[1]",
         "collector.yaml:11:31: destinations.toy.filters[2].drop_properties.",
         "collector.yaml:12:9: destinations.toy.filters[2].iff",
         "collector.yaml:14:17: destinations.toy.mappings[0].action",
-        "collector.yaml:17:36: destinations.toy.mappings[1].trigger",  # the unclosed ( in a plain scalar
+        f"collector.yaml:17:{unclosed}: destinations.toy.mappings[1].trigger",
         "collector.yaml:21:11: destinations.toy.mappings[2].fields.urll",
         "collector.yaml:22:18: destinations.toy.mappings[2].fields.count",
         "collector.yaml:23:26: destinations.toy.mappings[2].fields.url.@path",
         "collector.yaml:24:9: destinations.toy.mappings[3]",
         "collector.yaml:27:24: destinations.toy.mappings[4].fields.name",
-        "collector.yaml:32:27: destinations.hook.filters[0].if",  # filters on a webhook are checked too
+        f"collector.yaml:32:{dangling}: destinations.hook.filters[0].if",  # filters on a webhook are checked too
     ]
     assert "did you mean 'Page Calls'?" in lines[0]
     assert "did you mean 'track'?" in lines[6] and "actions of toy: track, add_to_list, page" in lines[6]
