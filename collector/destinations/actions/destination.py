@@ -1,38 +1,17 @@
-"""ActionDestination: a vendor as typed settings, actions with typed fields, and presets.
+"""ActionDestination: the class a vendor subclasses (see the package docstring for an example),
+and what it does with a batch.
 
-A vendor module declares::
-
-    class Settings(ActionSettings, tag="myvendor", kw_only=True):
-        api_key: Secret
-        example: ClassVar[dict] = {"type": "myvendor", "api_key": "${MYVENDOR_API_KEY}"}
-
-    async def send_events(ctx: ActionContext, items: list[ActionItem]) -> list[Outcome]:
-        response = await ctx.request("POST", "/v1/events", json=[i.payload for i in items])
-        return ctx.each(ctx.classify(response), items)
-
-    class MyVendor(ActionDestination):
-        "One line that says what it does (the catalogue and the README show it)."
-        Config = Settings
-        display_name = "My Vendor"
-        default_endpoint = "https://api.myvendor.com"
-        actions = (Action("track", "Track", "Send an event", {"name": Field("string", required=True,
-                   default={"@path": "$.event"})}, send_events, batch_size=500),)
-        presets = (Preset("Track Calls", "track", 'type = "track"'),)
-
-        def headers(self) -> dict[str, str]:
-            return {"Authorization": bearer(self.config.api_key)}
-
-What one batch goes through (``send``): for each event, every subscription (an enabled preset or
-mapping) whose trigger matches maps the event into its action's payload, which is validated
-against the action's fields and has its ``hashed`` fields normalised and hashed (a value already
-hashed is kept). Payloads are grouped by action, subscription and the resolved values of the
-action's ``batch_keys``, cut into requests of ``batch_size``, and performed (up to
-``parallel_requests`` at a time; the requests that carry one user's events one after another, in
-order). Each perform returns one Outcome per item, and an event's outcome is the worst of its
-actions' outcomes: reject > retry > ok. An invalid payload rejects that event alone, naming the
-fields at fault; an exception in perform is a retry of its items. An event that no subscription
-takes is counted (``collector_destination_unmatched_total``), logged (the first few a minute) and
-passed. When an event is retried, the actions that already took it are not performed again.
+For each event, every subscription whose trigger matches maps the event into its action's
+payload, validated against the action's fields, ``hashed`` fields normalised and hashed (a value
+already hashed is kept). Payloads are grouped by subscription and the resolved values of the
+action's ``batch_keys``, cut into requests of ``batch_size`` and performed, up to
+``parallel_requests`` at a time; requests that carry one user's events go one after another, in
+order, and a later event of a user whose event will be retried is held back with it. Each perform
+returns one Outcome per item; an event's outcome is the worst of its actions' outcomes: reject >
+retry > ok. An invalid payload rejects that event alone, naming the fields at fault; an exception
+in perform is a retry of its items. An event that no subscription takes is counted
+(``collector_destination_unmatched_total``), logged (the first few a minute) and passed. When an
+event is retried, the actions that already took it are not performed again.
 """
 
 from __future__ import annotations

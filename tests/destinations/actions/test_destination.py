@@ -476,3 +476,38 @@ async def test_end_to_end_through_the_loader_and_the_dispatcher(server, http, ev
     assert metrics.filtered_events.labels("toy")._value.get() == 1
     assert metrics.unmatched_events.labels("toy")._value.get() == 1
     assert metrics.delivered_events.labels("toy")._value.get() == 3  # 0, 2 and 5
+
+
+async def test_the_vendor_example_of_the_package_docstring_works(http, monkeypatch):
+    """The example in collector/destinations/actions/__init__.py is the API vendors follow: it must run."""
+    import sys
+    import types
+
+    import collector.destinations.actions as layer
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    code = textwrap.dedent(layer.__doc__.split("A minimal vendor::\n")[1].split("\nand one line in")[0])
+    module = types.ModuleType("acme_example")
+    monkeypatch.setitem(sys.modules, "acme_example", module)
+    exec(compile(code, "acme_example", "exec"), module.__dict__)  # noqa: S102 -- our own docstring
+    namespace = module.__dict__
+    received = []
+
+    async def batch(request):
+        received.append((request.headers["Authorization"], await request.json()))
+        return web.json_response({"results": [{"ok": True}, {"ok": False, "error": "no email"}]}, status=207)
+
+    app = web.Application()
+    app.router.add_post("/v1/batch", batch)
+    vendor_server = TestServer(app)
+    await vendor_server.start_server()
+    try:
+        settings_ = msgspec.convert({"type": "acme", "api_key": "k-1", "endpoint": f"http://127.0.0.1:{vendor_server.port}"},
+                                    namespace["Settings"])
+        acme = namespace["Acme"]("acme", settings_, BuildContext(http, ""))
+        outcome = await acme.send(envelopes([track("u", 0), track("u", 1)]))
+    finally:
+        await vendor_server.close()
+    assert received == [("Bearer k-1", {"events": [{"name": "Bought"}, {"name": "Bought"}]})]
+    assert kinds(outcome, 2) == ["ok", "reject"] and outcome.per_event[1].reason == "track (Track Calls): no email"
