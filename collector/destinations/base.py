@@ -2,7 +2,8 @@
 
 A destination knows only its vendor. The delivery engine (``collector/delivery``) owns batching,
 concurrency, per-user order, retries, backoff, give-up and dead letters; it calls ``send`` with a
-batch and acts on the ``Outcome`` it gets back.
+batch and acts on the ``Outcome`` it gets back: one for the batch, or one per event
+(``outcomes(list)`` builds either).
 """
 
 from __future__ import annotations
