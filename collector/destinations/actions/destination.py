@@ -91,7 +91,6 @@ class ActionSettings(DestinationConfig, kw_only=True):
     destination: ClassVar[type[ActionDestination]]
 
 
-
 def endpoint_origin(url: str) -> str | None:
     """``scheme://host[:port]`` of an ``endpoint`` setting; None when it is not only that."""
     try:
@@ -144,7 +143,8 @@ class _Work:
 
 class ActionDestination(Destination):
     """Subclass per vendor: ``Config`` (an ActionSettings), ``display_name``, ``default_endpoint``,
-    ``actions``, ``presets``; optionally ``headers()``, ``token_source()``, ``vendor_endpoint()``."""
+    ``actions``, ``presets``; optionally ``headers()``, ``token_source_for()``, ``vendor_endpoint()``,
+    ``auth_headers(token)``."""
 
     Config: ClassVar[type[ActionSettings]]
     default_endpoint: ClassVar[str]
