@@ -5,7 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test bench install install-test clean
+.PHONY: run test bench install install-test lock clean
+
+# Every install goes through requirements.lock: the exact versions the suite passed with.
+export PIP_CONSTRAINT := $(CURDIR)/requirements.lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +29,9 @@ test: install-test
 bench: install-test
 	scripts/install-bench-deps.sh
 	$(BIN)/python -m benchmarks
+
+lock:
+	scripts/lock.sh
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

@@ -16,6 +16,7 @@ from aiohttp import web
 from collector import observability
 from collector.browser.cookies import refresh_anonymous_id_cookie
 from collector.browser.routes import add_browser_routes
+from collector.config.advice import advice
 from collector.config.model import Config
 from collector.delivery.dispatcher import Dispatcher
 from collector.destinations.base import BuildContext
@@ -90,6 +91,8 @@ class Collector:
             "collector listening on %s:%d", host, self.port,
             extra={"sources": sorted(config.sources), "destinations": [d.name for d in self.dispatchers]},
         )
+        for note in advice(config):
+            log.warning("config: %s", note)
 
     def build_web_app(self) -> web.Application:
         limits = self.config.server.limits

@@ -55,8 +55,10 @@ def _check(path: str) -> int:
         return 1
     print(f"{path}: OK ({_summary(config)})")
     print(f"{path}: {_dedup_memory(config.storage)}")
-    if not config.sources:
-        print(f"{path}: warning: no sources, so every tracking request will be answered 401", file=sys.stderr)
+    from collector.config.advice import advice
+
+    for note in advice(config):
+        print(f"{path}: warning: {note}", file=sys.stderr)
     return 0
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from collector import __version__
 
@@ -87,6 +90,18 @@ def test_check_warns_of_a_config_without_sources(tmp_path):
     assert done.returncode == 0
     assert "OK (0 sources, 0 destinations)" in done.stdout
     assert "warning: no sources" in done.stderr
+
+
+@pytest.mark.parametrize("origins, warned", [(["*"], True), (["https://www.example.com"], False)])
+def test_check_warns_of_a_server_cookie_without_listed_origins(tmp_path, origins, warned):
+    config = tmp_path / "cookie.yaml"
+    config.write_text(
+        f"server: {{cors: {{allowed_origins: {json.dumps(origins)}}}}}\n"
+        "browser: {cookie: {enabled: true}}\nsources: {web: {write_key: wk}}\n"
+    )
+    done = collector("check", "--config", str(config))
+    assert done.returncode == 0
+    assert ("browser.cookie.enabled" in done.stderr) is warned, done.stderr
 
 
 def test_check_needs_a_config():

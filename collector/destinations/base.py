@@ -59,7 +59,7 @@ class DestinationConfig(msgspec.Struct, tag_field="type", forbid_unknown_fields=
     # Consent categories this destination belongs to; it receives an event only when the
     # event's context.consent.categoryPreferences grants every one of them.
     consent_categories: list[str] = []
-    # Parallel lanes; events of one user always travel in the same lane, in order.
+    # Parallel lanes; events of one visitor always travel in the same lane, in order (Envelope.user_key).
     concurrency: PositiveInt = 4
     timeout: Duration = Duration(30)
     batch: BatchConfig = msgspec.field(default_factory=BatchConfig)
@@ -103,8 +103,11 @@ class Envelope:
 
     @property
     def user_key(self) -> str:
+        """The lane key: the anonymousId when there is one, else the userId. A browser visitor's
+        events all carry its anonymousId, before the identify that names it, the identify itself
+        and after it, so they keep one lane and their order through identification."""
         r = self.routing
-        return str(r.userId if r.userId not in (None, "") else r.anonymousId or "")
+        return str(r.anonymousId if r.anonymousId not in (None, "") else r.userId or "")
 
 
 @dataclass(frozen=True, slots=True)

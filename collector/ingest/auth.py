@@ -28,6 +28,13 @@ def header_write_key(authorization: str | None) -> str | None:
     return decoded.partition(":")[0]
 
 
+def header_source(authorization: str | None, sources_by_key: dict[str, tuple[str, SourceConfig]]) -> str | None:
+    """The source of a Basic Authorization header, or None when the request has none. Checked
+    before the body is read, so that a request with an unknown key costs no decompression."""
+    key = header_write_key(authorization)
+    return _source_of(key, sources_by_key) if key else None
+
+
 def resolve_source(
     authorization: str | None, body_write_key: object, sources_by_key: dict[str, tuple[str, SourceConfig]]
 ) -> str:
@@ -42,6 +49,10 @@ def resolve_source(
         if not isinstance(body_write_key, str):
             raise IngestError(401, "invalid_write_key", "writeKey must be a string")
         key = body_write_key
+    return _source_of(key, sources_by_key)
+
+
+def _source_of(key: str, sources_by_key: dict[str, tuple[str, SourceConfig]]) -> str:
     found = sources_by_key.get(key)
     if found is None:
         raise IngestError(401, "invalid_write_key", "the write key does not belong to any source")

@@ -92,6 +92,18 @@ def decode_json(body: bytes) -> object:
     except RecursionError:
         raise IngestError(400, "nesting_too_deep", "the JSON is nested too deeply") from None
     except msgspec.DecodeError as error:
+        # JSON libraries report bad UTF-8 in their own ways (msgspec raised UnicodeDecodeError up
+        # to 0.22, a DecodeError since 0.23): the bytes decide, whatever the message says.
+        if not _is_utf8(body):
+            raise IngestError(400, "invalid_utf8", "the body is not valid UTF-8") from None
         raise IngestError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
     except msgspec.ValidationError as error:  # e.g. a number too large for a float
         raise IngestError(400, "invalid_json", f"the body has an unreadable value: {error}") from None
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

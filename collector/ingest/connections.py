@@ -17,7 +17,8 @@ Limits: aiohttp's parser does not say whether it holds part of a head, so the st
 arrives in the same read as the end of the request before it, with nothing after, is left to the
 keep-alive timer too (at most one read's worth of bytes). The handler reads a few of aiohttp's
 private attributes (_messages, _current_request, _waiter, _request_count); tests/chaos/
-test_hostile.py fails if an aiohttp upgrade changes them.
+test_hostile.py fails if an aiohttp upgrade changes them. So pyproject.toml bounds aiohttp to the
+minor releases tested, and requirements.lock pins the one the suite last passed with.
 """
 
 from __future__ import annotations

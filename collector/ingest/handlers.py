@@ -12,7 +12,7 @@ from aiohttp import web
 
 from collector.config.model import Config
 from collector.filters.source import EventBlocked, SourceFilters
-from collector.ingest.auth import resolve_source
+from collector.ingest.auth import header_source, resolve_source
 from collector.ingest.body import decode_json, read_body
 from collector.ingest.client_ip import ClientAddress
 from collector.ingest.errors import EventError, IngestError
@@ -50,7 +50,8 @@ class TrackingAPI:
         self.client_address = ClientAddress(config.server.trusted_proxies)
         origins = config.server.cors.allowed_origins
         self._any_origin = "*" in origins
-        self._origins = frozenset(origins)
+        self._origins = frozenset(origins) - {"*"}
+        self._credentials = config.browser.cookie.enabled
         self.response_hooks: list[ResponseHook] = []
         self._received_counters: dict[str, Any] = {}
 
@@ -92,15 +93,25 @@ class TrackingAPI:
     # -- CORS --------------------------------------------------------------------------------------
 
     def _cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        """An origin listed in cors.allowed_origins is echoed, with credentials only when the
+        server-set cookie is on (our analytics.js then sends its requests with credentials). Any
+        other origin gets "*" when the list holds "*", and never credentials: a page of any site
+        may send events, but no site may have the browser attach cookies to them."""
         origin = request.headers.get("Origin")
-        if origin and (self._any_origin or origin in self._origins):
-            # Echo the origin (not "*") so that requests with credentials, which the first-party
-            # cookie needs, are allowed too.
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Credentials"] = "true"
-            # Let browser libraries read Retry-After on a 429/503 and back off as told.
-            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
-            response.headers["Vary"] = "Origin"
+        if not origin:
+            return
+        headers = response.headers
+        if origin in self._origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Vary"] = "Origin"
+            if self._credentials:
+                headers["Access-Control-Allow-Credentials"] = "true"
+        elif self._any_origin:
+            headers["Access-Control-Allow-Origin"] = "*"
+        else:
+            return
+        # Let browser libraries read Retry-After on a 429/503 and back off as told.
+        headers["Access-Control-Expose-Headers"] = "Retry-After"
 
     async def _preflight(self, request: web.Request) -> web.Response:
         response = web.Response(status=204)
@@ -116,8 +127,7 @@ class TrackingAPI:
 
     def _single(self, call_type: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
-            payload = await self._payload(request)
-            source = resolve_source(request.headers.get("Authorization"), payload.get("writeKey"), self.sources_by_key)
+            source, payload = await self._authenticated_payload(request)
             facts = request_facts(self._ip(request))
             try:
                 stored = [normalize(payload, call_type, facts, self.limits.max_event_bytes, self.filters.get(source))]
@@ -131,8 +141,7 @@ class TrackingAPI:
         return handle
 
     async def _batch(self, request: web.Request) -> web.Response:
-        payload = await self._payload(request)
-        source = resolve_source(request.headers.get("Authorization"), payload.get("writeKey"), self.sources_by_key)
+        source, payload = await self._authenticated_payload(request)
         items = payload.get("batch")
         if not isinstance(items, list):
             raise IngestError(400, "invalid_batch", "batch must be an array of events")
@@ -189,6 +198,16 @@ class TrackingAPI:
         return web.Response(body=_OK, content_type="application/json")
 
     # -- shared steps ----------------------------------------------------------------------------------
+
+    async def _authenticated_payload(self, request: web.Request) -> tuple[str, dict]:
+        """The request's source and body. A write key in the Authorization header is checked
+        before the body is read; one in the body, after."""
+        authorization = request.headers.get("Authorization")
+        source = header_source(authorization, self.sources_by_key)
+        payload = await self._payload(request)
+        if source is None:
+            source = resolve_source(authorization, payload.get("writeKey"), self.sources_by_key)
+        return source, payload
 
     async def _payload(self, request: web.Request) -> dict:
         if not self.log.capacity.accepting:

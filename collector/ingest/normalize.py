@@ -31,6 +31,7 @@ _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 _ENRICHMENT_ALLOWANCE = 512
 
 _encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
 
 
 @dataclass(slots=True)
@@ -44,6 +45,8 @@ class RequestFacts:
     batch_integrations: dict | None = None
     batch_sent_at: str | None = None
     batch_sent_at_us: int | None = None  # batch_sent_at in microseconds since 1970
+    # The batch's context / integrations encoded once, when they hold nested objects (see _inherited).
+    _inherited_json: dict[str, bytes | None] | None = None
 
 
 _clock: tuple[int, str] = (0, "")
@@ -169,9 +172,11 @@ def normalize(
     validate(event, call_type)
 
     if facts.batch_context is not None:
-        event["context"] = {**facts.batch_context, **event.get("context", {})}
+        event["context"] = {**_inherited(facts, "context", facts.batch_context), **event.get("context", {})}
     if facts.batch_integrations is not None:
-        event["integrations"] = {**facts.batch_integrations, **event.get("integrations", {})}
+        event["integrations"] = {
+            **_inherited(facts, "integrations", facts.batch_integrations), **event.get("integrations", {})
+        }
 
     message_id = event.get("messageId")
     if message_id is None or message_id == "":
@@ -202,6 +207,24 @@ def normalize(
     if len(body) > max_bytes + _ENRICHMENT_ALLOWANCE:
         raise EventError("event_too_large", f"the event is larger than {max_bytes} bytes")
     return message_id, body
+
+
+def _inherited(facts: RequestFacts, key: str, value: dict) -> dict:
+    """The batch's ``context`` or ``integrations`` for one of its events: a copy of its own, nested
+    objects included, so that a change to one event (a PII rule hashing context.traits.email in
+    place) never reaches the others. Nested objects are copied by decoding the batch's value,
+    encoded once per request; a value without nested objects needs only the merge's shallow copy."""
+    cache = facts._inherited_json
+    if cache is None:
+        cache = facts._inherited_json = {}
+    if key not in cache:
+        nested = any(isinstance(v, (dict, list)) for v in value.values())
+        try:
+            cache[key] = _encoder.encode(value) if nested else None
+        except UnicodeEncodeError:
+            raise EventError("invalid_utf8", f"the batch's {key} holds text that is not valid Unicode") from None
+    encoded = cache[key]
+    return value if encoded is None else _decoder.decode(encoded)
 
 
 def _fix_clock(event: dict, facts: RequestFacts) -> None:

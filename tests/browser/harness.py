@@ -47,7 +47,7 @@ def ensure_npm_packages() -> None:
     if npm is None:
         raise RuntimeError("npm is needed to install @segment/analytics-next for these tests (apt-get install npm)")
     subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error"],
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=HERE, check=True, timeout=600,
     )
 

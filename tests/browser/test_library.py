@@ -419,7 +419,8 @@ async def test_consent_held_then_granted(make_collector, site, page):
 async def test_collector_sets_first_party_cookie_on_same_site(make_collector, site, page):
     """Page on localhost:A, collector on localhost:B: same site, so the collector's answer can
     set the ajs_anonymous_id cookie the page reads (our library sends credentials for it)."""
-    collector = await make_collector("cookie", host="localhost", browser={"cookie": {"enabled": True, "max_age": "30d"}})
+    collector = await make_collector("cookie", host="localhost", browser={"cookie": {"enabled": True, "max_age": "30d"}},
+                                     server={"cors": {"allowed_origins": [site.origin]}})
     answers = []
     page.on("response", lambda r: r.url == f"{collector.origin}/v1/b" and answers.append(r))
     await page.goto(site.add(page_html(f"<script>{render_snippet(WRITE_KEY, collector.origin)}</script>")))
@@ -430,6 +431,7 @@ async def test_collector_sets_first_party_cookie_on_same_site(make_collector, si
     assert answers[0].status == 200
     assert headers["set-cookie"].startswith(f"ajs_anonymous_id={anon};") and "Max-Age=2592000" in headers["set-cookie"]
     assert headers["access-control-allow-credentials"] == "true"
+    assert headers["access-control-allow-origin"] == site.origin
 
     # The browser keeps what the collector sets, even an id the page's script never wrote.
     await page.evaluate("""async (origin) => {

@@ -161,8 +161,7 @@ def ensure_node_sdk() -> None:
     npm = shutil.which("npm")
     assert npm, "npm is needed to install @segment/analytics-node for this test (apt-get install npm)"
     subprocess.run(
-        [npm, "install", "--prefix", str(NODE_PROJECT), "--no-audit", "--no-fund", "--no-package-lock",
-         "--loglevel=error"],
+        [npm, "ci", "--prefix", str(NODE_PROJECT), "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=NODE_PROJECT, check=True, timeout=300,
     )
     assert NODE_SDK.is_file()

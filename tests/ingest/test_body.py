@@ -191,11 +191,17 @@ async def test_an_unknown_encoding_is_415(client: TestClient, encoding: str) -> 
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"userId":"\xff\xfe"}', b'{"event":"caf\xe9"}', b'{"a":"\xed\xa0\x80"}', b'{"a":"\xc3"}'],
-    ids=["ff-fe", "latin-1", "encoded-surrogate", "cut-sequence"],
+    [b'{"userId":"\xff\xfe"}', b'{"event":"caf\xe9"}', b'{"a":"\xed\xa0\x80"}', b'{"a":"\xc3"}',
+     b'{"caf\xe9":1}', b'{"a":"\xff"', b'{"a":1}\xff'],
+    ids=["ff-fe", "latin-1", "encoded-surrogate", "cut-sequence", "in-a-key", "and-truncated", "after-the-json"],
 )
 async def test_invalid_utf8_is_400(client: TestClient, body: bytes) -> None:
     assert_error(await post(client, body), 400, "invalid_utf8")
+
+
+@pytest.mark.parametrize("body", ['{"event":"café"'.encode(), '{"a":"\\ud800"}x'.encode(), b'{"a":\xc3\xa9}'])
+async def test_valid_utf8_that_is_not_json_is_invalid_json(client: TestClient, body: bytes) -> None:
+    assert_error(await post(client, body), 400, "invalid_json")
 
 
 async def test_invalid_utf8_inside_gzip_is_400(client: TestClient) -> None:

@@ -257,6 +257,28 @@ def test_batch_integrations_are_merged_with_the_items_keys_winning() -> None:
     assert run(track(), "track", f)["integrations"] == {"All": False, "Mixpanel": True, "Amplitude": True}
 
 
+def test_each_event_of_a_batch_gets_its_own_copy_of_the_batchs_nested_objects() -> None:
+    f = facts(batch_context={"traits": {"email": "a@b.c"}, "tags": ["x"], "locale": "en"},
+              batch_integrations={"Webhooks": {"token": "t"}, "All": True})
+    first, second = track(), track()
+    normalize(first, "track", f, 32 * 1024)
+    normalize(second, "track", f, 32 * 1024)
+    assert first["context"]["traits"] == second["context"]["traits"] == {"email": "a@b.c"}
+    for key in ("traits", "tags"):
+        assert first["context"][key] is not second["context"][key]
+        assert first["context"][key] is not f.batch_context[key]
+    assert first["integrations"]["Webhooks"] is not second["integrations"]["Webhooks"]
+    first["context"]["traits"]["email"] = "changed"
+    assert second["context"]["traits"] == f.batch_context["traits"] == {"email": "a@b.c"}
+
+
+def test_a_batch_context_with_text_that_is_not_unicode_is_refused() -> None:
+    f = facts(batch_context={"traits": {"email": "\ud800"}})
+    with pytest.raises(EventError) as error:
+        normalize(track(), "track", f, 32 * 1024)
+    assert error.value.code == "invalid_utf8"
+
+
 def test_without_batch_fields_nothing_is_merged() -> None:
     stored = run(track())
     assert "integrations" not in stored
