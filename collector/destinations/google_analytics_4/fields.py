@@ -73,11 +73,11 @@ def items(default: object, required: bool = False) -> Field:
                  default=default)
 
 
-CURRENCY = Field("string", "ISO 4217 currency code (required with value).", default=path("$.properties.currency"))
+CURRENCY = Field("string", "ISO 4217 currency code (GA4 counts a value as revenue only with one).", default=path("$.properties.currency"))
 
 
 def value(default: object) -> Field:
-    return Field("number", "The monetary value of the event (needs currency).", default=default)
+    return Field("number", "The monetary value of the event (revenue only with a currency).", default=default)
 
 
 _ORDER = {

@@ -158,11 +158,10 @@ def user_properties_problems(properties: dict[str, Any]) -> list[str]:
 
 
 def currency_problem(params: dict[str, Any]) -> str | None:
-    """GA4 wants currency with value (else it counts no revenue), as an ISO 4217 code."""
+    """A currency must be an ISO 4217 code. (A value without one is taken, but counts as no
+    revenue: not a reason to refuse the event.)"""
     currency = params.get("currency")
-    if currency is None:
-        return "value without currency: GA4 counts no revenue for it; map currency" if "value" in params else None
-    if type(currency) is not str or _CURRENCY.fullmatch(currency) is None:
+    if currency is not None and (type(currency) is not str or _CURRENCY.fullmatch(currency) is None):
         return f"currency {currency!r} is not a 3-letter ISO 4217 code"
     return None
 
