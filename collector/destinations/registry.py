@@ -13,6 +13,7 @@ _REGISTRY: dict[str, str] = {
     "webhook": "collector.destinations.webhook.WebhookDestination",
     "file": "collector.destinations.file.FileDestination",
     "google_analytics_4": "collector.destinations.google_analytics_4.GoogleAnalytics4",
+    "amplitude": "collector.destinations.amplitude.Amplitude",
 }
 
 
