@@ -12,6 +12,7 @@ _REGISTRY: dict[str, str] = {
     "segment": "collector.destinations.segment.SegmentDestination",
     "webhook": "collector.destinations.webhook.WebhookDestination",
     "file": "collector.destinations.file.FileDestination",
+    "mixpanel": "collector.destinations.mixpanel.Mixpanel",
     "google_analytics_4": "collector.destinations.google_analytics_4.GoogleAnalytics4",
     "amplitude": "collector.destinations.amplitude.Amplitude",
 }
