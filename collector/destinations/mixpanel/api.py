@@ -154,9 +154,10 @@ def read_import_answer(ctx: ActionContext, response: Response, labels: list[str]
 
 
 def _failure(record: dict) -> str:
+    """Mixpanel's message, led by the field when the message does not quote it ('properties.time' ...)."""
     message = str(record.get("message") or "no message")
     field = record.get("field")
-    return f"{field}: {message}" if field and str(field) not in message else message
+    return f"{field}: {message}" if field and f"'{field}'" not in message else message
 
 
 # --- /engage and /groups -------------------------------------------------------------------------
