@@ -96,7 +96,8 @@ PURCHASE: dict[str, Field] = {
     **EVENT,
     "products": Field("object", "The order's products: each becomes a \"Product Purchased\" event with the order's "
                                 "properties but its totals, and the product's own keys (all of them, not only "
-                                "those listed)", multiple=True, properties=PRODUCT, default=path("$.properties.products")),
+                                "those listed)", multiple=True, properties=PRODUCT,
+                      default=path("$.properties.products")),
     "generatePurchaseEventPerProduct": Field("boolean", "Send a \"Product Purchased\" event per product",
                                              default=True),
 }

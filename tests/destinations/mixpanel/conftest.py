@@ -16,5 +16,5 @@ async def double():
 
 @pytest.fixture
 async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
+    async with aiohttp.ClientSession() as client:
+        yield client

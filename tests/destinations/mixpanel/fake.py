@@ -64,5 +64,6 @@ class ContractFake(Fake):
                   "HTTP 429: {\"code\": 429, \"error\": \"Project exceeded rate limits"),
         ErrorCase("503 retry-after", lambda fake: fake.double.fail_next(503, headers={"Retry-After": "30"}, times=3),
                   "retry", 30.0, "HTTP 503"),
-        ErrorCase("500", lambda fake: fake.double.fail_next(500, body="oops", times=3), "retry", None, "HTTP 500: oops"),
+        ErrorCase("500", lambda fake: fake.double.fail_next(500, body="oops", times=3), "retry", None,
+                  "HTTP 500: oops"),
     ]

@@ -158,7 +158,8 @@ async def test_order_completed_sends_the_order_and_a_product_purchased_per_produ
         assert properties["order_id"] == "o-1" and properties["distinct_id"] == "u1"
         assert properties["time"] == WHEN_MS - n
     # Each product's own keys, its price and quantity validated as numbers, unknown keys kept.
-    assert (first["properties"]["price"], first["properties"]["colour"], second["properties"]["quantity"]) == (10.5, "red", 2)
+    first, second = first["properties"], second["properties"]
+    assert (first["price"], first["colour"], second["quantity"]) == (10.5, "red", 2)
     ids = [e["properties"]["$insert_id"] for e in request.json]
     assert ids[0] == order["messageId"] and len(set(ids)) == 3
     assert all(re.fullmatch(r"[0-9a-f]{36}", i) for i in ids[1:])
