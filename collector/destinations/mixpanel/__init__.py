@@ -69,10 +69,14 @@ class Mixpanel(ActionDestination):
     config: MixpanelSettings
 
     actions = (
-        Action("track_event", "Track Event", "Send an event to Mixpanel (/import?strict=1).",
+        Action("track_event", "Track Event",
+               "Send an event to Mixpanel (/import?strict=1). Its $insert_id always fits Mixpanel's format: a "
+               "messageId longer than 36 characters is hashed (Segment sends it as it is, and Mixpanel refuses it).",
                fields.EVENT, api.track_events, batch_size=api.MAX_IMPORT_EVENTS),
         Action("track_purchase", "Track Purchase",
-               "Send an order to Mixpanel, with a \"Product Purchased\" event per product.",
+               "Send an order to Mixpanel, with a \"Product Purchased\" event per product. Each product's "
+               "$insert_id hashes the messageId and the product's number into Mixpanel's 36 characters (Segment's "
+               "index-prefixed ids overflow them).",
                fields.PURCHASE, api.track_purchases, batch_size=api.MAX_IMPORT_EVENTS),
         Action("identify_user", "Identify User",
                "Merge the anonymous id into the user id ($identify) and set the user's profile properties.",

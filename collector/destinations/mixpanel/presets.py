@@ -9,10 +9,11 @@ does something in Mixpanel projects on Original or Legacy ID management (README:
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from collector.destinations.actions.destination import Preset
-from collector.destinations.actions.fields import default_mapping
+from collector.destinations.actions.fields import Field, default_mapping
 from collector.destinations.mixpanel import fields
 
 
@@ -22,13 +23,18 @@ def viewed(unnamed: str) -> dict[str, Any]:
     return {"@if": {"blank": {"@path": "$.name"}, "then": {"@template": "Viewed {{name}}"}, "else": unnamed}}
 
 
+def mapping(of: dict[str, Field], **changed: Any) -> dict[str, Any]:
+    """The fields' defaults with some changed; a copy of its own, so that no two presets share a
+    value (the catalogue would print shared ones as YAML aliases)."""
+    return copy.deepcopy({**default_mapping(of), **changed})
+
+
 PRESETS = (
-    Preset("Track Calls", "track_event", 'type = "track" and event != "Order Completed"'),
-    Preset("Order Completed Calls", "track_purchase", 'type = "track" and event = "Order Completed"'),
-    Preset("Page Calls", "track_event", 'type = "page"',
-           {**default_mapping(fields.EVENT), "event": viewed("Loaded a Page")}),
-    Preset("Screen Calls", "track_event", 'type = "screen"',
-           {**default_mapping(fields.EVENT), "event": viewed("Loaded a Screen")}),
-    Preset("Identify Calls", "identify_user", 'type = "identify"'),
-    Preset("Group Calls", "group_identify_user", 'type = "group"'),
+    Preset("Track Calls", "track_event", 'type = "track" and event != "Order Completed"', mapping(fields.EVENT)),
+    Preset("Order Completed Calls", "track_purchase", 'type = "track" and event = "Order Completed"',
+           mapping(fields.PURCHASE)),
+    Preset("Page Calls", "track_event", 'type = "page"', mapping(fields.EVENT, event=viewed("Loaded a Page"))),
+    Preset("Screen Calls", "track_event", 'type = "screen"', mapping(fields.EVENT, event=viewed("Loaded a Screen"))),
+    Preset("Identify Calls", "identify_user", 'type = "identify"', mapping(fields.IDENTIFY)),
+    Preset("Group Calls", "group_identify_user", 'type = "group"', mapping(fields.GROUP)),
 )

@@ -272,3 +272,12 @@ async def test_the_readme_mapping_works(double, http):
     properties = double.imported[0]["properties"]
     assert (properties["plan"], properties["email"], properties["$current_url"] if "$current_url" in properties
             else None) == ("pro", "ada@example.com", None)
+
+
+def test_the_catalogue_prints_each_preset_in_full_without_yaml_aliases():
+    from collector.destinations.actions.catalogue import describe
+
+    text = describe("mixpanel")
+    block = text[text.index("\ndestinations:"):]
+    assert "*id" not in block and "&id" not in block
+    assert block.count("'@path': $.messageId") == 5  # every preset but Group Calls carries the insert id
