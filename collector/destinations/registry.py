@@ -14,6 +14,7 @@ _REGISTRY: dict[str, str] = {
     "file": "collector.destinations.file.FileDestination",
     "mixpanel": "collector.destinations.mixpanel.Mixpanel",
     "google_analytics_4": "collector.destinations.google_analytics_4.GoogleAnalytics4",
+    "posthog": "collector.destinations.posthog.PostHog",
     "amplitude": "collector.destinations.amplitude.Amplitude",
 }
 
