@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import timeit
 import uuid
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from collector.config.loader import load_config, load_config_text
 from collector.config.units import decode_hook
 from collector.destinations.actions.subscriptions import compiled_subscriptions
 from collector.destinations.posthog import PostHogSettings
@@ -195,26 +197,48 @@ def test_a_mapped_field_wins_over_a_property_of_the_same_name():
 # --- The README's mappings --------------------------------------------------------------------------
 
 
-README_MAPPINGS = [
-    {"name": "Track Calls", "fields": {
-        "process_person_profile": {"@if": {"blank": {"@path": "$.userId"}, "then": True, "else": False}},
-        "groups": {"@if": {"exists": {"@path": "$.context.groupId"},
-                           "then": {"company": {"@path": "$.context.groupId"}}}},
-    }},
-    {"name": "Group Calls", "fields": {"group_type": {"@path": "$.traits.kind"}}},
-]
+# The worked example of the README's PostHog section, as an operator writes it.
+README_YAML = """\
+destinations:
+  product_analytics:
+    type: posthog
+    api_key: phc_k
+    endpoint: https://eu.i.posthog.com
+    mappings:
+      - name: Track Calls
+        fields:
+          # Anonymous visitors' events as PostHog's person-less events.
+          process_person_profile: {"@if": {blank: {"@path": "$.userId"}, then: true, else: false}}
+          # The account an event belongs to, when the app sends one in context.groupId.
+          groups:
+            "@if": {exists: {"@path": "$.context.groupId"}, then: {company: {"@path": "$.context.groupId"}}}
+"""
 
 
 def test_the_readme_mapping_makes_anonymous_events_personless_and_adds_groups():
-    anonymous = {"type": "track", "event": "Viewed", "anonymousId": "a1", "context": {"groupId": "g-1"}}
-    known = {"type": "track", "event": "Viewed", "userId": "u1", "anonymousId": "a1"}
-    first = one(anonymous, mappings=README_MAPPINGS)["properties"]
-    assert first["$process_person_profile"] is False  # a falsy else is kept (Segment would drop it)
-    assert first["$groups"] == {"company": "g-1"}
-    second = one(known, mappings=README_MAPPINGS)["properties"]
-    assert second["$process_person_profile"] is True and "$groups" not in second
-    group = {"type": "group", "userId": "u1", "groupId": "g-1", "traits": {"kind": "team"}}
-    assert one(group, mappings=README_MAPPINGS)["properties"]["$group_type"] == "team"
+    config = load_config_text(README_YAML, "readme.yaml").destinations["product_analytics"]
+
+    def track(event: dict) -> dict:
+        (subscription,) = [s for s in compiled_subscriptions(config) if s.matches(event)]
+        return posthog_event(SHAPES["event"], subscription.prepare(event))[0]["properties"]
+
+    anonymous = track({"type": "track", "event": "Viewed", "anonymousId": "a1", "context": {"groupId": "g-1"}})
+    assert anonymous["$process_person_profile"] is False  # a falsy else is kept (Segment would drop it)
+    assert anonymous["$groups"] == {"company": "g-1"}
+    known = track({"type": "track", "event": "Viewed", "userId": "u1", "anonymousId": "a1"})
+    assert known["$process_person_profile"] is True and "$groups" not in known
+
+
+def test_the_config_examples_group_type_mapping():
+    example = Path(__file__).parents[3] / "config.example.yaml"
+    config = load_config(example).destinations["product_analytics"]
+    (subscription,) = [s for s in compiled_subscriptions(config) if s.name == "Group Calls"]
+
+    def group_type(traits: dict) -> str:
+        payload = subscription.prepare({"type": "group", "userId": "u1", "groupId": "g-1", "traits": traits})
+        return posthog_event(SHAPES["group"], payload)[0]["properties"]["$group_type"]
+
+    assert (group_type({"group_type": "team"}), group_type({"name": "Initech"})) == ("team", "company")
 
 
 def test_cost_per_event_of_the_presets(capsys):
