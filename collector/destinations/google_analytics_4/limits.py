@@ -54,7 +54,7 @@ _WHITESPACE = re.compile(r"\s")
 _NOT_NAME_CHARACTER = re.compile(r"[^A-Za-z0-9_]")
 _LEADING_NON_LETTERS = re.compile(r"^[^A-Za-z]+")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
-_SCALARS = (str, int, float, bool)
+_SCALARS = frozenset({str, int, float, bool})
 
 _sanitised: dict[tuple[str, bool], str] = {}
 
@@ -75,12 +75,23 @@ def event_name(name: str, lowercase: bool = False) -> str:
     return done
 
 
+_name_problems: dict[str, str | None] = {}
+
+
 def name_problem(kind: str, name: str) -> str | None:
+    """Why ``name`` is no valid param name (None: it is). Names are few: each is checked once."""
+    if name in _name_problems:
+        problem = _name_problems[name]
+        return None if problem is None else f"{kind} name {problem}"
     if _NAME.fullmatch(name) is None:
-        return f"{kind} name {name!r} is not [A-Za-z][A-Za-z0-9_]* of at most {MAX_NAME} characters"
-    if name.startswith(RESERVED_PREFIXES):
-        return f"{kind} name {name!r} starts with a reserved prefix ({', '.join(RESERVED_PREFIXES)})"
-    return None
+        problem = f"{name!r} is not [A-Za-z][A-Za-z0-9_]* of at most {MAX_NAME} characters"
+    elif name.startswith(RESERVED_PREFIXES):
+        problem = f"{name!r} starts with a reserved prefix ({', '.join(RESERVED_PREFIXES)})"
+    else:
+        problem = None
+    if len(_name_problems) < 10_000:
+        _name_problems[name] = problem
+    return None if problem is None else f"{kind} name {problem}"
 
 
 def event_name_problem(name: str, original: str) -> str | None:
@@ -125,11 +136,13 @@ def items_problems(items: Any) -> list[str]:
             continue
         if not item.get("item_id") and not item.get("item_name"):
             problems.append(f"items[{i}] has neither item_id nor item_name")
-        custom = [key for key in item if key not in STANDARD_ITEM_PARAMS]
-        if len(custom) > MAX_CUSTOM_ITEM_PARAMS:
-            problems.append(f"items[{i}] has {len(custom)} custom params, more than GA4's {MAX_CUSTOM_ITEM_PARAMS}")
+        if len(item) > MAX_CUSTOM_ITEM_PARAMS:  # (more keys than that may all be standard ones)
+            custom = [key for key in item if key not in STANDARD_ITEM_PARAMS]
+            if len(custom) > MAX_CUSTOM_ITEM_PARAMS:
+                problems.append(f"items[{i}] has {len(custom)} custom params, more than GA4's "
+                                f"{MAX_CUSTOM_ITEM_PARAMS}")
         for key, value in item.items():
-            problem = name_problem(f"items[{i}] param", key)
+            problem = None if key in STANDARD_ITEM_PARAMS else name_problem(f"items[{i}] param", key)
             if problem is not None:
                 problems.append(problem)
             elif type(value) not in _SCALARS:
