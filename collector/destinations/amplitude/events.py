@@ -3,8 +3,9 @@
 
 Date-time fields arrive normalised (``YYYY-MM-DDTHH:MM:SS.mmmZ``, see actions/fields.py) and
 leave as epoch milliseconds. User properties: plain values are set; when there are operations
-too ($set, $setOnce, $add: the referrer and campaign, say), the plain values join ``$set``, because
-Amplitude ignores plain values next to operations (Segment's Log Event V2 mixes them).
+too ($set, $setOnce, $add: the referrer and campaign, say), the plain values join ``$set``, since
+Amplitude takes no plain values beside operations (its Identify API refuses them; Segment's Log
+Event V2 mixes them).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 # Payload keys that are not Amplitude's own, or that are rewritten here.
 _EVENT_OWN = frozenset({
-    "time", "session_id", "set_once", "set_always", "add", "library", "platform", "user_properties",
+    "time", "session_id", "campaign", "referrer", "add", "library", "platform", "user_properties",
     "price", "quantity", "revenue", "productId", "revenueType", "products", "track_revenue_per_product",
 })
-_IDENTIFY_OWN = frozenset({"set_once", "set_always", "library", "platform", "user_properties"})
+_IDENTIFY_OWN = frozenset({"campaign", "referrer", "library", "platform", "user_properties"})
 # What a "Product Purchased" event does not repeat from its order.
 _NOT_PER_PRODUCT = frozenset({"event_type", "event_properties", "user_properties", "insert_id", "revenue", "price",
                               "quantity", "productId", "revenueType"})
@@ -41,13 +42,33 @@ def _platform(payload: dict) -> str | None:
     return "Web" if payload.get("library") == "analytics.js" else None
 
 
+# Segment's context.campaign keys -> Amplitude's user properties.
+_UTM = (("source", "utm_source"), ("medium", "utm_medium"), ("name", "utm_campaign"), ("term", "utm_term"),
+        ("content", "utm_content"))
+
+
+def _attribution(payload: dict) -> dict:
+    """The campaign's utm_* and the referrer, those that hold a value."""
+    found = {}
+    campaign = payload.get("campaign")
+    if campaign:
+        for key, name in _UTM:
+            value = campaign.get(key)
+            if value is not None and value != "":
+                found[name] = value
+    referrer = payload.get("referrer")
+    if referrer:
+        found["referrer"] = referrer
+    return found
+
+
 def user_properties(payload: dict) -> dict | None:
-    """The user_properties to send: plain values as they are, or every operation together."""
+    """The user_properties to send: plain values as they are, or, with the campaign, the referrer
+    or ``add``, every operation together ($set utm_* and referrer, $setOnce initial_*)."""
     plain = payload.get("user_properties") or {}
-    set_always = payload.get("set_always")
-    set_once = payload.get("set_once")
+    attribution = _attribution(payload)
     add = payload.get("add")
-    if not (set_always or set_once or add):
+    if not (attribution or add):
         return plain or None
     operations: dict[str, Any] = {}
     values = {}
@@ -56,9 +77,10 @@ def user_properties(payload: dict) -> dict | None:
             operations[key] = value
         else:
             values[key] = value
-    for operation, first, last in (("$set", set_always, values), ("$setOnce", set_once, None), ("$add", add, None)):
+    first = {f"initial_{name}": value for name, value in attribution.items()}
+    for operation, ours, theirs in (("$set", attribution, values), ("$setOnce", first, None), ("$add", add, None)):
         given = operations.get(operation)
-        merged = {**(first or {}), **(last or {}), **(given if isinstance(given, dict) else {})}
+        merged = {**(ours or {}), **(theirs or {}), **(given if isinstance(given, dict) else {})}
         if merged:
             operations[operation] = merged
     return operations

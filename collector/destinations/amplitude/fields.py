@@ -12,6 +12,10 @@ They follow Segment's Amplitude (Actions) destination (``event-schema.ts``, ``lo
   ``productId`` is read from ``product_id`` (Segment's e-commerce spec) as well as ``productId``;
   Segment's default keeps five keys and reads ``productId`` only.
 - The purchase's ``revenue`` falls back to ``total`` when the order has no ``revenue``.
+- The campaign and the referrer are two fields (``campaign``, the whole context.campaign, and
+  ``referrer``) that become ``$set`` utm_*/referrer and ``$setOnce`` initial_utm_*/initial_referrer,
+  as Segment's Identify User and Log Purchase do; Segment's Log Event V2 maps twelve paths for the
+  same. Other operations are written in ``user_properties`` (``{"$setOnce": {...}}``) or ``add``.
 - Revenue fields belong to ``log_purchase`` only: on any other event Amplitude would count a
   ``price`` (a "Product Added", say) as revenue. Segment's Log Event V2 declares them and drops them.
 """
@@ -43,20 +47,11 @@ DEVICE_ID = Field("string", "The device's ID: context.device.id, else the anonym
 LIBRARY = Field("string", "The library that sent the event, shown by Amplitude ('segment' when unknown).",
                 default=_path("$.context.library.name"))
 
-_UTM = ("source", "medium", "campaign", "term", "content")
-_CAMPAIGN_KEY = {"source": "source", "medium": "medium", "campaign": "name", "term": "term", "content": "content"}
-SET_ONCE = Field(
-    "object", "User properties set only if they have no value yet ($setOnce): the first referrer and campaign.",
-    properties={"initial_referrer": Field("string"), **{f"initial_utm_{k}": Field("string") for k in _UTM}},
-    default={"initial_referrer": _path("$.context.page.referrer"),
-             **{f"initial_utm_{k}": _path(f"$.context.campaign.{_CAMPAIGN_KEY[k]}") for k in _UTM}},
-)
-SET_ALWAYS = Field(
-    "object", "User properties set on every event ($set): the referrer and campaign.",
-    properties={"referrer": Field("string"), **{f"utm_{k}": Field("string") for k in _UTM}},
-    default={"referrer": _path("$.context.page.referrer"),
-             **{f"utm_{k}": _path(f"$.context.campaign.{_CAMPAIGN_KEY[k]}") for k in _UTM}},
-)
+CAMPAIGN = Field("object", "The campaign (Segment's context.campaign: source, medium, name, term, content), set "
+                 "as utm_* user properties, and as initial_utm_* when they have no value yet.",
+                 default=_path("$.context.campaign"))
+REFERRER = Field("string", "The referrer, set as the referrer user property, and as initial_referrer when it has no "
+                 "value yet.", default=_path("$.context.page.referrer"))
 ADD = Field("object", "User properties to increment by a number ($add).")
 
 # Where a device or user is: shared by events and identifications.
@@ -107,8 +102,8 @@ EVENT_FIELDS: MappingProxyType[str, Field] = MappingProxyType({
     "android_id": Field("string", "The Android ID."),
     "event_id": Field("integer", "A counter that orders events with the same user and time."),
     "library": LIBRARY,
-    "set_once": SET_ONCE,
-    "set_always": SET_ALWAYS,
+    "campaign": CAMPAIGN,
+    "referrer": REFERRER,
     "add": ADD,
 })
 
@@ -146,8 +141,8 @@ IDENTIFY_FIELDS: MappingProxyType[str, Field] = MappingProxyType({
     "paying": Field("boolean", "Whether the user is paying."),
     "start_version": Field("string", "The app version the user started with."),
     "library": LIBRARY,
-    "set_once": SET_ONCE,
-    "set_always": SET_ALWAYS,
+    "campaign": CAMPAIGN,
+    "referrer": REFERRER,
 })
 
 GROUP_FIELDS: MappingProxyType[str, Field] = MappingProxyType({

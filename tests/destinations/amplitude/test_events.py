@@ -26,18 +26,28 @@ def test_a_session_before_1970_is_amplitudes_no_session():
 
 
 def test_plain_user_properties_are_sent_as_they_are():
-    assert events.user_properties({"user_properties": {"plan": "pro"}, "set_once": {}, "set_always": {}}) == {
-        "plan": "pro"}
-    assert events.user_properties({"set_once": {}}) is None
+    payload = {"user_properties": {"plan": "pro"}, "campaign": {"source": None, "name": ""}, "referrer": ""}
+    assert events.user_properties(payload) == {"plan": "pro"}
+    assert events.user_properties({"campaign": {}}) is None
+
+
+def test_the_campaign_and_referrer_are_set_always_and_once():
+    payload = {"campaign": {"source": "news", "medium": "email", "name": "spring", "term": "t", "content": "c",
+                            "other": "x"}, "referrer": "https://r"}
+    assert events.user_properties(payload) == {
+        "$set": {"utm_source": "news", "utm_medium": "email", "utm_campaign": "spring", "utm_term": "t",
+                 "utm_content": "c", "referrer": "https://r"},
+        "$setOnce": {"initial_utm_source": "news", "initial_utm_medium": "email", "initial_utm_campaign": "spring",
+                     "initial_utm_term": "t", "initial_utm_content": "c", "initial_referrer": "https://r"}}
 
 
 def test_with_operations_the_plain_values_join_set_and_win_over_the_campaign():
-    payload = {"user_properties": {"plan": "pro", "utm_source": "mine", "$add": {"logins": 1}, "$unset": {"x": "-"}},
-               "set_always": {"utm_source": "news", "referrer": "https://r"},
-               "set_once": {"initial_referrer": "https://r"}, "add": {"visits": 1}}
+    payload = {"user_properties": {"plan": "pro", "utm_source": "mine", "$add": {"logins": 1}, "$unset": {"x": "-"},
+                                   "$setOnce": {"first_plan": "free"}},
+               "campaign": {"source": "news"}, "add": {"visits": 1}}
     assert events.user_properties(payload) == {
-        "$set": {"utm_source": "mine", "referrer": "https://r", "plan": "pro"},
-        "$setOnce": {"initial_referrer": "https://r"},
+        "$set": {"utm_source": "mine", "plan": "pro"},
+        "$setOnce": {"initial_utm_source": "news", "first_plan": "free"},
         "$add": {"visits": 1, "logins": 1},
         "$unset": {"x": "-"},
     }
