@@ -183,3 +183,56 @@ def test_group_and_alias_calls_take_their_documented_mappings():
                                                     "group_properties": {"name": "Acme"}, "library": "segment"}
     assert only(alias, **overrides)[1:] == ("map_user", {"user_id": "old-id-1", "global_user_id": "user-4711"})
     assert matching(group) == [] and matching(alias) == []
+
+
+README_MAPPINGS = """\
+destinations:
+  amplitude:
+    type: amplitude
+    api_key: ${AMPLITUDE_API_KEY}
+    region: eu
+    mappings:
+      - name: Group Calls
+        action: group_identify_user
+        trigger: type = "group"
+        fields:
+          group_type: Company
+      - name: Alias Calls
+        action: map_user
+        trigger: type = "alias"
+      - name: Page Calls
+        fields:
+          event_type: Loaded a Page
+          event_properties:
+            "@merge":
+              objects:
+                - {"@path": "$.properties"}
+                - {name: {"@path": "$.name"}, category: {"@path": "$.category"}}
+"""
+
+
+def test_the_readme_mappings_load_and_send_what_it_says(monkeypatch):
+    from collector.config.loader import load_config_text
+
+    monkeypatch.setenv("AMPLITUDE_API_KEY", "amp-key")
+    config = load_config_text(README_MAPPINGS, "README.md").destinations["amplitude"]
+    subscriptions = compiled_subscriptions(config)
+    assert [s.name for s in subscriptions] == [
+        "Track Calls", "Order Completed Calls", "Page Calls", "Screen Calls", "Identify Calls", "Group Calls",
+        "Alias Calls"]
+
+    def one(event: dict) -> tuple[str, dict]:
+        (found,) = [(s.action.name, s.prepare(event)) for s in subscriptions if s.matches(event)]
+        return found
+
+    page = {"type": "page", "name": "Pricing", "category": "Docs", "anonymousId": "anon-1", "messageId": "m",
+            "properties": {"path": "/pricing"}, "context": {"page": {"referrer": "https://r"}}}
+    action, payload = one(page)
+    record = events.event(payload)
+    assert (action, record["event_type"], record["event_properties"], record["insert_id"]) == (
+        "log_event", "Loaded a Page", {"path": "/pricing", "name": "Pricing", "category": "Docs"}, "m")
+    assert record["user_properties"] == {"$set": {"referrer": "https://r"}, "$setOnce": {"initial_referrer": "https://r"}}
+    action, payload = one({"type": "group", "userId": "user-1", "groupId": "acme-1", "traits": {"name": "Acme"}})
+    assert (action, events.group_association(payload)["groups"]) == ("group_identify_user", {"Company": "acme-1"})
+    assert one({"type": "alias", "userId": "user-1", "previousId": "old-1"}) == (
+        "map_user", {"user_id": "old-1", "global_user_id": "user-1"})
