@@ -16,6 +16,7 @@ _REGISTRY: dict[str, str] = {
     "google_analytics_4": "collector.destinations.google_analytics_4.GoogleAnalytics4",
     "posthog": "collector.destinations.posthog.PostHog",
     "amplitude": "collector.destinations.amplitude.Amplitude",
+    "facebook_conversions": "collector.destinations.facebook_conversions.FacebookConversions",
 }
 
 
