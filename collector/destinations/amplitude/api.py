@@ -186,56 +186,72 @@ class _Sender:
             if 200 <= status < 300:
                 return self._settle(items, DELIVERED)
             body = _body(answer)
-            owners = [item for item in items for _ in self.parts[item]]  # record index -> item
-            if status == 400:
-                refused = _credentials_refused(body)
-                if refused is not None:
-                    return self._settle(items, refused)
-                named = refused_records(body)
-                bad = {owners[i] for i in named if 0 <= i < len(owners)}
-                if bad:
-                    for index, words in sorted(named.items()):
-                        if 0 <= index < len(owners) and self.outcomes[owners[index]] is None:
-                            record = self._record(owners, index)
-                            self.outcomes[owners[index]] = reject(
-                                f"Amplitude refused {self.labels[owners[index]]}{record} (HTTP 400): {'; '.join(words)}")
-                    items = [item for item in items if item not in bad]
-                    continue
+            if status == 400 and (refused := _credentials_refused(body)) is not None:
+                return self._settle(items, refused)
+            if status == 400 and (rest := self._reject_named(items, body)) is not None:
+                items = rest
+                continue
             if status in (400, 413):
-                if len(items) > 1:
-                    half = len(items) // 2
-                    await self._send(method, url, items[:half])
-                    await self._send(method, url, items[half:])
-                    return None
-                if status == 413:
-                    return self._settle(items, reject(f"Amplitude refused it as too large (HTTP 413): "
-                                                      f"{self.size(items[0]) + self.envelope} bytes"))
-                return self._settle(items, reject(_refusal_without_names(answer, body)))
-            if status == 429:
-                flat = [record for item in items for record in self.records[item]]
-                named = throttled_records(body, flat)
-                throttled: dict[int, str] = {}
-                for index, why in named.items():
-                    throttled.setdefault(owners[index], why)
-                rest = [item for item in items if item not in throttled]
-                if throttled and rest:
-                    after = self.ctx.classify(answer).retry_after
-                    for item, why in throttled.items():
-                        self.outcomes[item] = retry(f"HTTP 429: {why}", after)
-                    wait = self.ctx.destination.pause.remaining()
-                    if wait > MAX_WAIT_IN_ATTEMPT:
-                        return self._settle(rest, retry(f"HTTP 429 for other users of the request; sent again "
-                                                        f"after the pause ({wait:.0f}s)"))
-                    await asyncio.sleep(wait)
-                    items = rest
-                    continue
-                if throttled:
-                    after = self.ctx.classify(answer).retry_after
-                    for item, why in throttled.items():
-                        self.outcomes[item] = retry(f"HTTP 429: {why}", after)
-                    return None
+                return await self._halve(method, url, items, answer, body)
+            if status == 429 and (rest := await self._retry_throttled(items, answer, body)) is not None:
+                items = rest
+                continue
             return self._settle(items, self.ctx.classify(answer))
         return None
+
+    def _owners(self, items: list[int]) -> list[int]:
+        """Record index in a request of these items -> its item."""
+        return [item for item in items for _ in self.parts[item]]
+
+    def _reject_named(self, items: list[int], body: dict) -> list[int] | None:
+        """Rejects the items whose records a 400 names; the others, to send again (None: it
+        names none)."""
+        owners = self._owners(items)
+        named = {index: words for index, words in refused_records(body).items() if 0 <= index < len(owners)}
+        if not named:
+            return None
+        for index, words in sorted(named.items()):
+            item = owners[index]
+            if self.outcomes[item] is None:  # an item of several records: the first named one says why
+                where = f"{self.labels[item]}{self._record(owners, index)}"
+                self.outcomes[item] = reject(f"Amplitude refused {where} (HTTP 400): {'; '.join(words)}")
+        bad = {owners[index] for index in named}
+        return [item for item in items if item not in bad]
+
+    async def _halve(self, method: str, url: str, items: list[int], answer: Response, body: dict) -> None:
+        """A 413, or a 400 that names no record: each half on its own, until one item stands alone."""
+        if len(items) > 1:
+            half = len(items) // 2
+            await self._send(method, url, items[:half])
+            await self._send(method, url, items[half:])
+        elif answer.status == 413:
+            self._settle(items, reject(f"Amplitude refused it as too large (HTTP 413): "
+                                       f"{self.size(items[0]) + self.envelope} bytes"))
+        else:
+            self._settle(items, reject(_refusal_without_names(answer, body)))
+
+    async def _retry_throttled(self, items: list[int], answer: Response, body: dict) -> list[int] | None:
+        """Retries the items whose user or device a 429 names; the others, to send again once
+        the pause the 429 set is over ([] when it is too long to wait here; None: it names none)."""
+        owners = self._owners(items)
+        flat = [record for item in items for record in self.records[item]]
+        throttled: dict[int, str] = {}
+        for index, why in throttled_records(body, flat).items():
+            throttled.setdefault(owners[index], why)
+        if not throttled:
+            return None
+        after = self.ctx.classify(answer).retry_after
+        for item, why in throttled.items():
+            self.outcomes[item] = retry(f"HTTP 429: {why}", after)
+        rest = [item for item in items if item not in throttled]
+        if not rest:
+            return rest
+        wait = self.ctx.destination.pause.remaining()
+        if wait > MAX_WAIT_IN_ATTEMPT:
+            self._settle(rest, retry(f"not sent: HTTP 429 for other users of the request, and a pause of {wait:.0f}s"))
+            return []
+        await asyncio.sleep(wait)
+        return rest
 
     def _record(self, owners: list[int], index: int) -> str:
         """' (its event 2 of 3, "Product Purchased")' for an item of several records, else ''."""

@@ -92,11 +92,13 @@ class ContractFake(Fake):
         assert self.double.accepted == got_events and self.double.identifications == got
 
     error_cases = [
-        ErrorCase("429 with Retry-After", lambda fake: fake.double.fail_next(429, headers={"Retry-After": "7"}, times=3),
+        ErrorCase("429 with Retry-After",
+                  lambda fake: fake.double.fail_next(429, headers={"Retry-After": "7"}, times=3),
                   "retry", 7.0, "HTTP 429"),
         ErrorCase("503", lambda fake: fake.double.fail_next(503, {"code": 503, "error": "busy"}, times=3),
                   "retry", None, "HTTP 503"),
-        ErrorCase("500 with Retry-After", lambda fake: fake.double.fail_next(500, headers={"Retry-After": "3"}, times=3),
+        ErrorCase("500 with Retry-After",
+                  lambda fake: fake.double.fail_next(500, headers={"Retry-After": "3"}, times=3),
                   "retry", 3.0, "HTTP 500"),
         ErrorCase("api_key unknown to Amplitude (its 400)", lambda fake: setattr(fake.double, "api_key", "another"),
                   "retry", None, "check the destination's api_key"),

@@ -180,7 +180,8 @@ def test_refused_throttled_and_failed_requests_through_the_dispatcher(collector_
     refused = next(call for call in double.requests if call.status == 400 and call.path == "/2/httpapi")
     resent = double.requests[double.requests.index(refused) + 1]
     assert [e["insert_id"] for e in resent.json["events"]] == [ids[0], ids[2], ids[3]]  # sent again at once
-    letters = {row["event"]["messageId"]: row["reason"] for row in dead_letters(collector.config["storage"]["path"], "amp")}
+    rows = dead_letters(collector.config["storage"]["path"], "amp")
+    letters = {row["event"]["messageId"]: row["reason"] for row in rows}
     assert letters == {
         ids[1]: "log_event (Track Calls): Amplitude refused the event 'Played' (HTTP 400): "
                 "events_with_invalid_id_lengths: user_id",

@@ -231,7 +231,8 @@ def test_the_readme_mappings_load_and_send_what_it_says(monkeypatch):
     record = events.event(payload)
     assert (action, record["event_type"], record["event_properties"], record["insert_id"]) == (
         "log_event", "Loaded a Page", {"path": "/pricing", "name": "Pricing", "category": "Docs"}, "m")
-    assert record["user_properties"] == {"$set": {"referrer": "https://r"}, "$setOnce": {"initial_referrer": "https://r"}}
+    assert record["user_properties"] == {"$set": {"referrer": "https://r"},
+                                         "$setOnce": {"initial_referrer": "https://r"}}
     action, payload = one({"type": "group", "userId": "user-1", "groupId": "acme-1", "traits": {"name": "Acme"}})
     assert (action, events.group_association(payload)["groups"]) == ("group_identify_user", {"Company": "acme-1"})
     assert one({"type": "alias", "userId": "user-1", "previousId": "old-1"}) == (
