@@ -3,6 +3,9 @@ those of each recommended event, with their defaults (presets.py)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 from collector.destinations.actions.fields import Field
 from collector.destinations.google_analytics_4.presets import (
     CHECKOUT_VALUE,
@@ -147,5 +150,7 @@ SPECIFIC: dict[str, dict[str, Field]] = {
 
 
 def fields_of(action: str) -> dict[str, Field]:
-    """An action's fields: its own first, then those every action has."""
-    return {**SPECIFIC[action], **COMMON}
+    """An action's fields: its own first, then those every action has. Each action gets its own
+    copy of the defaults (a printed catalogue would otherwise show YAML aliases between them)."""
+    return {name: dataclasses.replace(field, default=copy.deepcopy(field.default))
+            for name, field in {**SPECIFIC[action], **COMMON}.items()}
