@@ -59,3 +59,16 @@ def order_report(sent: list[dict[str, Any]], received: list[bytes]) -> tuple[lis
     disorder = [f"user {user}: posted {posted[user]}, first copies arrived {arrived[user]}"
                 for user in posted if arrived[user] != [m for m in posted[user] if m in arrived[user]]]
     return missing, len(got_ids) - len(first_copies), disorder
+
+
+def config_errors(entry: str) -> list[str]:
+    """The config loader's errors for one destination ``out`` whose settings are ``entry`` (YAML,
+    one setting a line); its first setting is on line 5 of ``collector.yaml``."""
+    from collector.config.loader import ConfigError, load_config_text
+
+    lines = "".join(f"    {line}\n" for line in entry.strip().splitlines())
+    try:
+        load_config_text(f"sources:\n  web: {{write_key: wk_stream}}\ndestinations:\n  out:\n{lines}", "collector.yaml")
+    except ConfigError as error:
+        return error.errors
+    return []
