@@ -521,8 +521,11 @@ def test_the_registry_union_is_used_by_default():
     assert type(config.destinations["a"]).__name__ == "FileConfig"
     with pytest.raises(ConfigError) as caught:
         load_config_text("destinations:\n  a: {type: nope}\n")
+    from collector.destinations.registry import destination_types
+
     assert caught.value.errors == [
-        "<string>:2:13: destinations.a.type: unknown destination type 'nope'; known types: file, segment, webhook"
+        f"<string>:2:13: destinations.a.type: unknown destination type 'nope'; known types: "
+        f"{', '.join(destination_types())}"
     ]
 
 

@@ -88,7 +88,11 @@ def describe(type_name: str) -> str:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Block style, but a small mapping of scalars (a directive, batch settings) on one line."""
+    """Block style, but a small mapping of scalars (a directive, batch settings) on one line; no
+    anchors and aliases (&id001) where two presets share a value: the output is pasted by hand."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _represent_dict(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
