@@ -117,11 +117,14 @@ def request_prefix(api_key: str, historical_migration: bool) -> bytes:
             + (b"true" if historical_migration else b"false") + b',"batch":[')
 
 
-def pack(encoded: list[tuple[int, bytes]], overhead: int, limit: int = REQUEST_MAX_BYTES) -> list[list[tuple[int, bytes]]]:
+Encoded = list[tuple[int, bytes]]  # (index of the item, the event as JSON)
+
+
+def pack(encoded: Encoded, overhead: int, limit: int = REQUEST_MAX_BYTES) -> list[Encoded]:
     """The events cut into requests whose body (``overhead`` plus the events and their commas)
     stays within ``limit``, in order. Each event must fit alone (size_problem sees to that)."""
-    requests: list[list[tuple[int, bytes]]] = []
-    current: list[tuple[int, bytes]] = []
+    requests: list[Encoded] = []
+    current: Encoded = []
     size = overhead
     for piece in encoded:
         extra = len(piece[1]) + (1 if current else 0)
@@ -138,7 +141,7 @@ def pack(encoded: list[tuple[int, bytes]], overhead: int, limit: int = REQUEST_M
 _SPLIT_STATUSES = (400, 413)  # the request's content: some of its events may be fine
 
 
-async def _post(ctx: ActionContext, prefix: bytes, chunk: list[tuple[int, bytes]], answers: list[Outcome]) -> None:
+async def _post(ctx: ActionContext, prefix: bytes, chunk: Encoded, answers: list[Outcome]) -> None:
     body = prefix + b",".join(data for _, data in chunk) + b"]}"
     try:
         response = await ctx.request("POST", BATCH_PATH, data=body, headers=_JSON)
@@ -166,7 +169,7 @@ def sender(shape: EventShape) -> Callable[[ActionContext, list[ActionItem]], Awa
 
     async def send_batch(ctx: ActionContext, items: list[ActionItem]) -> list[Outcome]:
         answers: list[Outcome] = [DELIVERED] * len(items)
-        ready: list[tuple[int, bytes]] = []
+        ready: Encoded = []
         for index, item in enumerate(items):
             event, problem = posthog_event(shape, item.payload)
             if event is not None:

@@ -54,5 +54,6 @@ class ContractFake(Fake):
                   "retry", 7.0, "HTTP 429: rate limited"),
         ErrorCase("503 retry-after", lambda fake: fake.double.fail_next(503, headers={"Retry-After": "120"}, times=3),
                   "retry", 120.0, "HTTP 503: transient error, please retry"),
-        ErrorCase("500", lambda fake: fake.double.fail_next(500, body="oops", times=3), "retry", None, "HTTP 500: oops"),
+        ErrorCase("500", lambda fake: fake.double.fail_next(500, body="oops", times=3),
+                  "retry", None, "HTTP 500: oops"),
     ]

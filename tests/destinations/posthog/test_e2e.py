@@ -7,7 +7,6 @@ key, and more than 20 MB of events cut into requests PostHog accepts."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -90,7 +89,8 @@ def test_every_call_type_reaches_posthog_as_posthog_events(collector_factory):
         assert (page.event, page.properties["$current_url"], page.properties["$pathname"]) == (
             "$pageview", "https://docs.example.com/start", "/start")
         assert page.properties["name"] == "Quick start" and page.properties["category"] == "Docs"
-        assert (screen.event, screen.properties["$screen_name"], screen.properties["variant"]) == ("$screen", "Home", "B")
+        assert (screen.event, screen.properties["$screen_name"]) == ("$screen", "Home")
+        assert screen.properties["variant"] == "B"
         assert double.groups[("company", f"g-{run}")] == {"name": "Initech", "employees": 120}
         assert (alias.event, double.aliases) == ("$create_alias", [(user, anon)])
         assert (order.event, order.distinct_id, order.properties["total"]) == ("Order Completed", user, 42.5)
