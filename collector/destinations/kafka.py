@@ -38,6 +38,7 @@ from collector.destinations.stream_support import (
     TlsConfig,
     batch_outcome,
     describe,
+    inner_timeout,
     ssl_context,
 )
 
@@ -55,8 +56,9 @@ class KafkaConfig(DestinationConfig, tag="kafka", kw_only=True):
     linger: Duration = Duration(0)
     # The producer's limit for one request; a larger event is rejected.
     max_message_bytes: ByteSize = ByteSize(1024 * 1024)
-    # How long one produce request may take before the producer gives up on it (less than timeout).
-    request_timeout: Duration = Duration(20)
+    # How long one produce request may take before the producer gives up on it (less than
+    # timeout; unset: two thirds of it).
+    request_timeout: Duration | None = None
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     username: str | None = None
@@ -78,11 +80,13 @@ class KafkaConfig(DestinationConfig, tag="kafka", kw_only=True):
             host, _, port = broker.rpartition(":")
             if not host or not port.isdigit():
                 raise ValueError(f"brokers: expected host:port, got {broker!r}")
-        if self.request_timeout >= self.timeout:
-            raise ValueError(f"request_timeout ({self.request_timeout:g}s) must be less than timeout ({self.timeout:g}s)")
+        inner_timeout("request_timeout", self.request_timeout, self.timeout)
         if self.security_protocol.startswith("SASL") and not (self.username and self.password):
             raise ValueError(f"security_protocol {self.security_protocol} needs username and password")
         self._topic = compile_template("topic", self.topic, KAFKA_TOPIC)
+
+    def request_wait(self) -> float:
+        return inner_timeout("request_timeout", self.request_timeout, self.timeout)
 
 
 # Errors about the message itself (or its topic's name): sending it again cannot help.
@@ -122,7 +126,7 @@ class KafkaDestination(Destination):
             "compression_type": None if c.compression == "none" else c.compression,
             "linger_ms": int(c.linger * 1000),
             "max_request_size": c.max_message_bytes,
-            "request_timeout_ms": int(c.request_timeout * 1000),
+            "request_timeout_ms": int(c.request_wait() * 1000),
             "security_protocol": c.security_protocol,
         }
         if c.security_protocol in ("SSL", "SASL_SSL"):

@@ -39,6 +39,7 @@ from collector.destinations.stream_support import (
     TlsConfig,
     batch_outcome,
     describe,
+    inner_timeout,
     redact_url,
     ssl_context,
 )
@@ -54,8 +55,9 @@ class MqttConfig(DestinationConfig, tag="mqtt", kw_only=True):
     protocol: Literal["3.1.1", "5"] = "5"
     # The client identifier; unset: "collector-<destination>-<random>", unique per connection.
     client_id: str | None = None
-    # How long a publish may wait for the broker's acknowledgement (less than timeout).
-    ack_timeout: Duration = Duration(10)
+    # How long a publish may wait for the broker's acknowledgement (less than timeout; unset: two
+    # thirds of it).
+    ack_timeout: Duration | None = None
     keepalive: Duration = Duration(60)
     tls: TlsConfig | None = None
 
@@ -75,9 +77,11 @@ class MqttConfig(DestinationConfig, tag="mqtt", kw_only=True):
             parts.port  # noqa: B018 -- raises ValueError for a port that is not a number or out of range
         except ValueError as error:
             raise ValueError(f"url: {error}") from None
-        if self.ack_timeout >= self.timeout:
-            raise ValueError(f"ack_timeout ({self.ack_timeout:g}s) must be less than timeout ({self.timeout:g}s)")
+        inner_timeout("ack_timeout", self.ack_timeout, self.timeout)
         self._topic = compile_template("topic", self.topic, MQTT_TOPIC)
+
+    def ack_wait(self) -> float:
+        return inner_timeout("ack_timeout", self.ack_timeout, self.timeout)
 
 
 class MqttDestination(Destination):
@@ -113,7 +117,7 @@ class MqttDestination(Destination):
             protocol=aiomqtt.ProtocolVersion.V5 if c.protocol == "5" else aiomqtt.ProtocolVersion.V311,
             transport="websockets" if websockets else "tcp",
             websocket_path=(parts.path or "/") if websockets else None,
-            timeout=c.ack_timeout, keepalive=int(c.keepalive), tls_context=self._tls,
+            timeout=c.ack_wait(), keepalive=int(c.keepalive), tls_context=self._tls,
             # paho keeps the rest queued, in order, until acknowledgements make room.
             max_inflight_messages=100,
         )
@@ -139,7 +143,7 @@ class MqttDestination(Destination):
             topics.append(topic)
             publishes.append(asyncio.ensure_future(client.publish(
                 topic, envelope.raw, qos=c.qos, properties=self._properties(message_id, envelope.source),
-                timeout=c.ack_timeout)))
+                timeout=c.ack_wait())))
         await asyncio.wait(publishes)
         results: list[Outcome] = []
         for topic, task in zip(topics, publishes):

@@ -39,6 +39,7 @@ from collector.destinations.stream_support import (
     TlsConfig,
     batch_outcome,
     describe,
+    inner_timeout,
     redact_url,
     ssl_context,
 )
@@ -56,8 +57,9 @@ class NatsConfig(DestinationConfig, tag="nats", kw_only=True):
     subject: str
     # The JetStream stream that must store the messages (sent as Nats-Expected-Stream).
     stream: str | None = None
-    # How long a publish may wait for the stream's acknowledgement (less than timeout).
-    ack_timeout: Duration = Duration(10)
+    # How long a publish may wait for the stream's acknowledgement (less than timeout; unset:
+    # two thirds of it).
+    ack_timeout: Duration | None = None
     # A NATS credentials file (JWT and NKey seed), for accounts that use them.
     credentials_file: str | None = None
     tls: TlsConfig | None = None
@@ -74,9 +76,11 @@ class NatsConfig(DestinationConfig, tag="nats", kw_only=True):
         servers = self.servers()
         if not servers or any(not s.startswith(("nats://", "tls://", "ws://", "wss://")) for s in servers):
             raise ValueError(f"url must start with nats:// or tls:// (ws:// and wss:// for websockets), got {self.url!r}")
-        if self.ack_timeout >= self.timeout:
-            raise ValueError(f"ack_timeout ({self.ack_timeout:g}s) must be less than timeout ({self.timeout:g}s)")
+        inner_timeout("ack_timeout", self.ack_timeout, self.timeout)
         self._subject = compile_template("subject", self.subject, NATS_SUBJECT)
+
+    def ack_wait(self) -> float:
+        return inner_timeout("ack_timeout", self.ack_timeout, self.timeout)
 
     def servers(self) -> list[str]:
         return [s.strip() for s in self.url.split(",") if s.strip()]
@@ -145,7 +149,7 @@ class NatsDestination(Destination):
         c = self.config
         client = await nats.connect(
             servers=c.servers(), name=f"collector {self.name}", tls=self._tls,
-            user_credentials=c.credentials_file, connect_timeout=min(5, int(c.ack_timeout) or 1),
+            user_credentials=c.credentials_file, connect_timeout=min(5, int(c.ack_wait()) or 1),
             # A few attempts per server, then the client gives up and closes: the next send makes
             # a new one (nats-py would otherwise try forever inside the first connect).
             allow_reconnect=True, max_reconnect_attempts=3, reconnect_time_wait=0.5,
@@ -171,7 +175,7 @@ class NatsDestination(Destination):
         if acks.client.is_closed:
             await self._connection.lost(acks)
             return retry("the NATS connection was closed")
-        timeout = self.config.ack_timeout
+        timeout = self.config.ack_wait()
         results: list[Outcome] = [DELIVERED] * len(batch)
         # Published in order, one after another (each only queues the message on the connection),
         # then every acknowledgement awaited together.

@@ -38,6 +38,7 @@ from collector.destinations.stream_support import (
     TlsConfig,
     batch_outcome,
     describe,
+    inner_timeout,
     redact_url,
     ssl_context,
 )
@@ -52,8 +53,8 @@ class RabbitMQConfig(DestinationConfig, tag="rabbitmq", kw_only=True):
     # Declare the exchange (durable) with this type when connecting; unset: it must exist.
     exchange_type: Literal["direct", "topic", "fanout", "headers"] | None = None
     mandatory: bool = True
-    # How long a publish may wait for the broker's confirm (less than timeout).
-    confirm_timeout: Duration = Duration(10)
+    # How long a publish may wait for the broker's confirm (less than timeout; unset: two thirds of it).
+    confirm_timeout: Duration | None = None
     tls: TlsConfig | None = None
 
     example: ClassVar[dict[str, Any]] = {
@@ -70,9 +71,11 @@ class RabbitMQConfig(DestinationConfig, tag="rabbitmq", kw_only=True):
             raise ValueError(f"url must start with amqp:// or amqps://, got {self.url!r}")
         if self.exchange == "" and self.exchange_type is not None:
             raise ValueError("exchange_type: the default exchange (\"\") cannot be declared")
-        if self.confirm_timeout >= self.timeout:
-            raise ValueError(f"confirm_timeout ({self.confirm_timeout:g}s) must be less than timeout ({self.timeout:g}s)")
+        inner_timeout("confirm_timeout", self.confirm_timeout, self.timeout)
         self._routing_key = compile_template("routing_key", self.routing_key, AMQP_ROUTING_KEY)
+
+    def confirm_wait(self) -> float:
+        return inner_timeout("confirm_timeout", self.confirm_timeout, self.timeout)
 
 
 class _ExchangeMissing(Exception):
@@ -104,7 +107,7 @@ class RabbitMQDestination(Destination):
         from aio_pika.exceptions import ChannelNotFoundEntity
 
         c = self.config
-        options: dict[str, Any] = {"timeout": c.confirm_timeout,
+        options: dict[str, Any] = {"timeout": c.confirm_wait(),
                                    "client_properties": {"connection_name": f"collector {self.name}"}}
         if self._tls is not None:
             options["ssl_context"] = self._tls
@@ -155,7 +158,7 @@ class RabbitMQDestination(Destination):
             )
             keys.append(routing_key)
             publishes.append(asyncio.ensure_future(
-                exchange.publish(message, routing_key, mandatory=c.mandatory, timeout=c.confirm_timeout)))
+                exchange.publish(message, routing_key, mandatory=c.mandatory, timeout=c.confirm_wait())))
         await asyncio.wait(publishes)
         results = []
         broken = False

@@ -33,7 +33,7 @@ from collector.destinations.base import (
     retry,
 )
 from collector.destinations.stream_names import REDIS_KEY, compile_template
-from collector.destinations.stream_support import TlsConfig, batch_outcome, describe, redact_url
+from collector.destinations.stream_support import TlsConfig, batch_outcome, describe, inner_timeout, redact_url
 
 # Answers that are about the key or the message, not about the server's state right now.
 _REFUSED_FOR_GOOD = ("WRONGTYPE", "ERR string exceeds maximum allowed size")
@@ -47,8 +47,8 @@ class RedisConfig(DestinationConfig, tag="redis", kw_only=True):
     max_length: int | None = 1_000_000
     # false: XADD with NOMKSTREAM, so that events for a stream nobody created are rejected.
     create_stream: bool = True
-    # How long one round trip may take.
-    socket_timeout: Duration = Duration(10)
+    # How long one round trip may take (less than timeout; unset: two thirds of it).
+    socket_timeout: Duration | None = None
     tls: TlsConfig | None = None
 
     example: ClassVar[dict[str, Any]] = {
@@ -64,9 +64,11 @@ class RedisConfig(DestinationConfig, tag="redis", kw_only=True):
             raise ValueError(f"url must start with redis://, rediss:// or unix://, got {self.url!r}")
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"max_length must be at least 1 (or null: never trim), got {self.max_length}")
-        if self.socket_timeout >= self.timeout:
-            raise ValueError(f"socket_timeout ({self.socket_timeout:g}s) must be less than timeout ({self.timeout:g}s)")
+        inner_timeout("socket_timeout", self.socket_timeout, self.timeout)
         self._stream = compile_template("stream", self.stream, REDIS_KEY)
+
+    def socket_wait(self) -> float:
+        return inner_timeout("socket_timeout", self.socket_timeout, self.timeout)
 
 
 class RedisStreamDestination(Destination):
@@ -87,8 +89,8 @@ class RedisStreamDestination(Destination):
 
         c = self.config
         options: dict[str, Any] = {
-            "socket_timeout": c.socket_timeout,
-            "socket_connect_timeout": min(c.socket_timeout, 5),
+            "socket_timeout": c.socket_wait(),
+            "socket_connect_timeout": min(c.socket_wait(), 5),
             "client_name": "collector",
             # One layer of retries, the delivery engine's, which knows the batch and its age.
             "retry": Retry(NoBackoff(), 0),

@@ -106,6 +106,16 @@ class SharedConnection(Generic[T]):
             pass
 
 
+def inner_timeout(setting: str, value: float | None, timeout: float) -> float:
+    """How long one broker operation (an acknowledgement, a request) may take: ``value``, which
+    must leave the send's ``timeout`` room to answer, or by default two thirds of ``timeout``."""
+    if value is None:
+        return timeout * 2 / 3
+    if value >= timeout:
+        raise ValueError(f"{setting} ({value:g}s) must be less than timeout ({timeout:g}s)")
+    return value
+
+
 def describe(error: BaseException) -> str:
     """An exception as a reason: its type, and its message when it has one."""
     text, kind = str(error), type(error).__name__

@@ -15,6 +15,7 @@ from collector.destinations.stream_support import (
     TlsConfig,
     batch_outcome,
     describe,
+    inner_timeout,
     redact_url,
     ssl_context,
 )
@@ -111,3 +112,10 @@ def test_reasons_name_the_error_and_hide_passwords() -> None:
     assert redact_url("amqp://user:s3cret@host:5672/") == "amqp://user:***@host:5672/"
     assert redact_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
     assert redact_url("nats://host:4222") == "nats://host:4222"
+
+
+def test_an_operations_timeout_leaves_the_send_room_to_answer() -> None:
+    assert inner_timeout("ack_timeout", None, 30) == 20
+    assert inner_timeout("ack_timeout", 5, 30) == 5
+    with pytest.raises(ValueError, match=r"^ack_timeout \(30s\) must be less than timeout \(30s\)$"):
+        inner_timeout("ack_timeout", 30, 30)

@@ -13,7 +13,7 @@ def test_good_settings_and_several_servers() -> None:
     text = "destinations:\n  out:\n" + "".join(f"    {line}\n" for line in GOOD.splitlines())
     config = load_config_text(text).destinations["out"]
     assert config.servers() == ["nats://n1:4222", "nats://n2:4222"]
-    assert (config.stream, config.ack_timeout) == (None, 10)
+    assert (config.stream, config.ack_timeout, config.ack_wait()) == (None, None, 20)  # 2/3 of timeout
 
 
 def test_a_subject_template_nats_could_not_take_is_an_error_at_the_destination() -> None:
