@@ -391,13 +391,19 @@ def compile_validator(fields: Mapping[str, Field]) -> Callable[[dict], dict]:
     The clean payload is a new dict holding only declared fields; an object without ``properties``
     is passed through as the same dict (mapped payloads are fresh, so this shares nothing with events).
     """
-    checks = _checks(fields)
+    checks = {name: (index, clean_types, check) for index, (name, clean_types, check) in enumerate(_checks(fields))}
+    # Only the required fields are looked at when absent: a mapped payload holds the fields that
+    # resolved, usually a few of many declared.
+    required = tuple((name, checks[name]) for name, field in fields.items() if field.required)
 
     def validate(payload: dict) -> dict:
         out = {}
-        problems: list[str] | None = None
-        for name, clean_types, check in checks:
-            value = payload.get(name, MISSING)
+        problems: list[tuple[int, str]] | None = None
+        for name, value in payload.items():
+            entry = checks.get(name)
+            if entry is None:  # not a declared field: dropped
+                continue
+            index, clean_types, check = entry
             if type(value) in clean_types:
                 out[name] = value
                 continue
@@ -406,11 +412,18 @@ def compile_validator(fields: Mapping[str, Field]) -> Callable[[dict], dict]:
                 continue
             if type(result) is _Invalid:
                 problems = problems or []
-                problems.extend(f"{name}{where}: {text}" for where, text in result.issues)
+                problems.extend((index, f"{name}{where}: {text}") for where, text in result.issues)
             else:
                 out[name] = result
+        for name, (index, _, check) in required:
+            if name not in payload:
+                result = check(MISSING)
+                if type(result) is _Invalid:
+                    problems = problems or []
+                    problems.extend((index, f"{name}{where}: {text}") for where, text in result.issues)
         if problems:
-            raise PayloadError(problems)
+            problems.sort(key=lambda problem: problem[0])  # in the fields' order, as declared
+            raise PayloadError([text for _, text in problems])
         return out
     return validate
 
