@@ -112,6 +112,15 @@ class BrokerProcess:
                 self.process.kill()
                 self.process.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the broker hangs, its connections open, what it was sent waiting unread."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

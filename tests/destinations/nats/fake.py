@@ -9,50 +9,9 @@ from typing import Any
 from collector.destinations.base import Envelope
 from tests.destinations.fakes import ErrorCase, Fake
 from tests.destinations.stream_checks import simple_name, unique
+from tests.destinations.nats.support import delete_stream, make_stream, stream_messages
 from tests.support.brokers import SHARED_NATS, run_blocking
 from tests.support.process import free_port
-
-
-async def stream_messages(url: str, stream: str) -> list[Any]:
-    """Every message stored in ``stream``, in order."""
-    import nats
-
-    client = await nats.connect(url)
-    try:
-        jetstream = client.jetstream()
-        info = await jetstream.stream_info(stream)
-        return [await jetstream.get_msg(stream, seq)
-                for seq in range(info.state.first_seq, info.state.last_seq + 1)] if info.state.messages else []
-    finally:
-        await client.close()
-
-
-async def make_stream(url: str, name: str, subjects: list[str], **limits: Any) -> None:
-    import nats
-    from nats.js.api import StreamConfig
-
-    client = await nats.connect(url)
-    try:
-        jetstream = client.jetstream()
-        try:
-            await jetstream.delete_stream(name)
-        except Exception:  # noqa: BLE001 -- not there yet
-            pass
-        await jetstream.add_stream(StreamConfig(name=name, subjects=subjects, **limits))
-    finally:
-        await client.close()
-
-
-async def delete_stream(url: str, name: str) -> None:
-    import nats
-
-    client = await nats.connect(url)
-    try:
-        await client.jetstream().delete_stream(name)
-    except Exception:  # noqa: BLE001 -- already gone
-        pass
-    finally:
-        await client.close()
 
 
 def _server_down(fake: ContractFake) -> None:
