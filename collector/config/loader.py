@@ -414,7 +414,8 @@ class _Typer:
         if type_name not in self.destination_types.names:
             self.doc.error(f"{path}.type", f"unknown destination type {type_name!r}; known types: {known}")
             return None
-        return self.convert(path, entry, self.destination_types.config(type_name))
+        config_type = self.destination_types.config(type_name)
+        return self.convert(path, _with_type_defaults(config_type, entry), config_type)
 
     def convert(self, path: str, data: Any, type_: type) -> Any:
         """``data`` as ``type_``, or None once every error in it is reported."""
@@ -461,6 +462,25 @@ class _Typer:
             if choices:
                 message += f"; expected one of: {', '.join(map(str, choices))}"
         return message
+
+
+def _with_type_defaults(config_type: type, entry: dict) -> dict:
+    """A destination type may have batch and retry defaults of its own (Mixpanel sends 2,000
+    events a request): ``batch: {max_wait: 2s}`` in the file changes that key only, and the others
+    stay the type's, not the generic defaults."""
+    merged = entry
+    for field in msgspec.structs.fields(config_type):
+        written = entry.get(field.name)
+        if not isinstance(written, dict) or field.default_factory is msgspec.NODEFAULT:
+            continue
+        default = field.default_factory()
+        if isinstance(default, msgspec.Struct):
+            # ByteSize and Duration are int and float subclasses: plain numbers decode back to them.
+            defaults = {k: v if type(v) in (int, float, str, bool) or v is None else
+                        int(v) if isinstance(v, int) else float(v) if isinstance(v, float) else v
+                        for k, v in msgspec.structs.asdict(default).items()}
+            merged = {**merged, field.name: {**defaults, **written}}
+    return merged
 
 
 def _drop(data: Any, segments: list[str | int]) -> str | None:

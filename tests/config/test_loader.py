@@ -946,3 +946,19 @@ def test_a_trigger_from_an_environment_variable_points_at_its_start(monkeypatch)
               - {action: page, trigger: "${TRIGGER}"}
         """)
     assert [line.split(": ")[0] for line in lines] == ["collector.yaml:6:33"]
+
+
+def test_a_batch_section_changes_only_the_keys_it_names_and_keeps_the_types_defaults():
+    config = load_config_text(
+        "destinations:\n"
+        "  m: {type: mixpanel, project_token: t, batch: {max_wait: 2s}, retry: {max_backoff: 1m}}\n"
+        "  w: {type: webhook, url: 'http://x', batch: {max_wait: 2s}}\n"
+    )
+    mixpanel, webhook = config.destinations["m"], config.destinations["w"]
+    default_mixpanel = type(mixpanel)(project_token="t")
+    assert mixpanel.batch.max_wait == webhook.batch.max_wait == 2
+    assert (mixpanel.batch.max_events, mixpanel.batch.max_bytes) == (
+        default_mixpanel.batch.max_events, default_mixpanel.batch.max_bytes)
+    assert mixpanel.batch.max_events != webhook.batch.max_events  # the type's own default, not the generic one
+    assert mixpanel.retry.max_backoff == 60
+    assert mixpanel.retry.initial_backoff == default_mixpanel.retry.initial_backoff
