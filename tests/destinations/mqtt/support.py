@@ -33,15 +33,30 @@ class Subscriber:
     async def _run(self) -> None:
         import aiomqtt
 
+        sink = self.messages
+
+        class Recording(asyncio.Queue):
+            """aiomqtt's message queue, replaced: each message is kept the moment paho hands it
+            over (and acknowledges it), so none is left behind in a queue when the connection dies."""
+
+            def put_nowait(self, item: Any) -> None:
+                sink.append(item)
+
         while not self._stop.is_set():  # connects again after the broker restarts
             try:
-                async with aiomqtt.Client(self.host, self.port, identifier=self.client_id,
+                async with aiomqtt.Client(self.host, self.port, identifier=self.client_id, queue_type=Recording,
                                           protocol=aiomqtt.ProtocolVersion.V5, clean_start=self.clean,
                                           properties=_session_expiry(self.clean)) as client:
                     await client.subscribe(self.topic_filter, qos=1)
                     self._ready.set()
-                    async for message in _until(client.messages, self._stop):
-                        self.messages.append(message)
+                    # The iteration ends (MqttError) only when the connection does: nothing is queued.
+                    iteration = asyncio.ensure_future(anext(client.messages.__aiter__(), None))
+                    while not self._stop.is_set() and not iteration.done():
+                        await asyncio.sleep(0.05)
+                    if not iteration.done():
+                        iteration.cancel()
+                    else:
+                        iteration.result()
             except aiomqtt.MqttError as error:
                 self._error = error
                 await asyncio.sleep(0.1)
@@ -67,11 +82,3 @@ def _session_expiry(clean: bool) -> Any:
     properties.SessionExpiryInterval = 3600  # the broker keeps the session (and what is queued for it)
     return properties
 
-
-async def _until(messages: Any, stop: threading.Event) -> Any:
-    iterator = messages.__aiter__()
-    while not stop.is_set():
-        try:
-            yield await asyncio.wait_for(iterator.__anext__(), 0.1)
-        except asyncio.TimeoutError:
-            continue
