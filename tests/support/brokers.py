@@ -160,8 +160,8 @@ class RedisServer(BrokerProcess):
 
 
 class MosquittoServer(BrokerProcess):
-    """mosquitto with persistence: on shutdown it saves its sessions and the messages queued for
-    them, and loads them when it starts again."""
+    """mosquitto with persistence: on shutdown it saves its clients' subscriptions and the messages
+    queued for them, and loads them when it starts again."""
 
     name = "mosquitto"
 

@@ -46,7 +46,7 @@ class Subscriber:
             try:
                 async with aiomqtt.Client(self.host, self.port, identifier=self.client_id, queue_type=Recording,
                                           protocol=aiomqtt.ProtocolVersion.V5, clean_start=self.clean,
-                                          properties=_session_expiry(self.clean)) as client:
+                                          properties=_kept_state(self.clean)) as client:
                     await client.subscribe(self.topic_filter, qos=1)
                     self._ready.set()
                     # The iteration ends (MqttError) only when the connection does: nothing is queued.
@@ -72,13 +72,14 @@ class Subscriber:
         self._thread.join(10)
 
 
-def _session_expiry(clean: bool) -> Any:
+def _kept_state(clean: bool) -> Any:
     if clean:
         return None
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
     properties = Properties(PacketTypes.CONNECT)
-    properties.SessionExpiryInterval = 3600  # the broker keeps the session (and what is queued for it)
+    # The broker keeps the subscription, and what is queued for it, for an hour after a disconnect.
+    properties.SessionExpiryInterval = 3600
     return properties
 

@@ -1,4 +1,4 @@
-"""NATS JetStream helpers for the nats destination's tests: streams made, read back and removed."""
+"""JetStream streams for the nats destination's tests: made, read back and removed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""RabbitMQ helpers for the rabbitmq destination's tests: an exchange and a queue declared, drained
-and removed."""
+"""RabbitMQ for the rabbitmq destination's tests: an exchange and a queue declared, drained and
+removed."""
 
 from __future__ import annotations
 
