@@ -94,12 +94,17 @@ class MqttDestination(Destination):
         self._topic = config._topic  # type: ignore[attr-defined]  # compiled with the config
         self._connection: SharedConnection[Any] = SharedConnection(self._open, self._disconnect)
         self._tls: Any = None
+        self._publish_properties: Any = None  # paho's Properties, for MQTT 5
 
     async def start(self) -> None:
         """Loads aiomqtt and the TLS files; the first send connects, so that a broker down at
         start-up holds up nothing."""
         import aiomqtt  # noqa: F401 -- fails here, with the package's name, when it is not installed
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
 
+        if self.config.protocol == "5":
+            self._publish_properties = lambda: Properties(PacketTypes.PUBLISH)
         if self.config.url.startswith(("mqtts://", "wss://")):
             self._tls = ssl_context(self.config.tls)
 
@@ -144,7 +149,12 @@ class MqttDestination(Destination):
             publishes.append(asyncio.ensure_future(client.publish(
                 topic, envelope.raw, qos=c.qos, properties=self._properties(message_id, envelope.source),
                 timeout=c.ack_wait())))
-        await asyncio.wait(publishes)
+        try:
+            await asyncio.wait(publishes)
+        except asyncio.CancelledError:
+            for task in publishes:
+                task.cancel()
+            raise
         results: list[Outcome] = []
         for topic, task in zip(topics, publishes):
             error = task.exception()
@@ -154,12 +164,9 @@ class MqttDestination(Destination):
         return batch_outcome(batch, results)
 
     def _properties(self, message_id: str, source: str) -> Any:
-        if self.config.protocol != "5":
+        if self._publish_properties is None:  # MQTT 3.1.1: no properties
             return None
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
-        properties = Properties(PacketTypes.PUBLISH)
+        properties = self._publish_properties()
         properties.ContentType = "application/json"
         properties.UserProperty = [("messageId", message_id), ("source", source)]
         return properties

@@ -11,7 +11,8 @@ An event counts as delivered once the stream has stored it (its PubAck; a PubAck
 ``duplicate`` means the stream already had it). The stream must exist: a subject that no stream
 takes, a message over the stream's size limit, or (with ``stream`` set) a message that would land
 in another stream is rejected; no server reachable or no acknowledgement in ``ack_timeout`` is
-retried. The client reconnects by itself after a loss; when it gives up, the next send opens another.
+retried. The client reconnects by itself after a loss; when it gives up, the next send opens
+another.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class NatsConfig(DestinationConfig, tag="nats", kw_only=True):
     def __post_init__(self) -> None:
         servers = self.servers()
         if not servers or any(not s.startswith(("nats://", "tls://", "ws://", "wss://")) for s in servers):
-            raise ValueError(f"url must start with nats:// or tls:// (ws:// and wss:// for websockets), got {self.url!r}")
+            raise ValueError(
+                f"url must start with nats:// or tls:// (ws:// and wss:// for websockets), got {self.url!r}")
         inner_timeout("ack_timeout", self.ack_timeout, self.timeout)
         self._subject = compile_template("subject", self.subject, NATS_SUBJECT)
 
@@ -222,7 +224,8 @@ class NatsDestination(Destination):
             return DELIVERED
         reason = (f"NATS subject {subject}: JetStream error {error.get('code')}/{error.get('err_code')}: "
                   f"{error.get('description')}")
-        return reject(reason) if error.get("err_code") in _REFUSED_FOR_GOOD or error.get("code") == 400 else retry(reason)
+        refused = error.get("err_code") in _REFUSED_FOR_GOOD or error.get("code") == 400
+        return reject(reason) if refused else retry(reason)
 
     async def close(self) -> None:
         await self._connection.close()

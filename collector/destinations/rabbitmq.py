@@ -159,7 +159,12 @@ class RabbitMQDestination(Destination):
             keys.append(routing_key)
             publishes.append(asyncio.ensure_future(
                 exchange.publish(message, routing_key, mandatory=c.mandatory, timeout=c.confirm_wait())))
-        await asyncio.wait(publishes)
+        try:
+            await asyncio.wait(publishes)
+        except asyncio.CancelledError:
+            for task in publishes:
+                task.cancel()
+            raise
         results = []
         broken = False
         for routing_key, task in zip(keys, publishes):

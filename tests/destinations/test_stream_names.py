@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -131,8 +132,10 @@ def test_a_constant_template_decodes_nothing_but_the_message_id() -> None:
     ("events.#.{type}", AMQP_ROUTING_KEY, "wildcards", None),
     ("events {source}", REDIS_KEY, "no spaces", None),
 ])
-def test_templates_the_broker_could_not_take_are_refused(text: str, rules: Any, message: str, column: int | None) -> None:
-    with pytest.raises(TemplateError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")) as caught:
+def test_templates_the_broker_could_not_take_are_refused(
+    text: str, rules: Any, message: str, column: int | None
+) -> None:
+    with pytest.raises(TemplateError, match=re.escape(message)) as caught:
         NameTemplate(text, rules)
     assert caught.value.column == column
 

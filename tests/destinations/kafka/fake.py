@@ -23,11 +23,9 @@ async def read_topics(address: str, topics: set[str], count: int, wait: float = 
     consumer = AIOKafkaConsumer(bootstrap_servers=address, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        partitions = [TopicPartition(t, p) for t in sorted(topics) for p in sorted(consumer.partitions_for_topic(t) or [])]
-        if not partitions:  # metadata not fetched yet for these topics
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            partitions = [TopicPartition(t, p) for t in sorted(topics)
-                          for p in sorted(consumer.partitions_for_topic(t) or [])]
+        await consumer._client.force_metadata_update()  # noqa: SLF001 -- topics made after it started
+        partitions = [TopicPartition(t, p) for t in sorted(topics)
+                      for p in sorted(consumer.partitions_for_topic(t) or [])]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         records: list[Any] = []

@@ -10,7 +10,8 @@ GOOD = 'type: kafka\nbrokers: ["k1:9092"]\ntopic: "events.{type}"'
 
 def test_good_settings_and_their_defaults() -> None:
     assert config_errors(GOOD) == []
-    config = load_config_text(f"destinations:\n  out:\n    {GOOD.replace(chr(10), chr(10) + '    ')}\n").destinations["out"]
+    text = "destinations:\n  out:\n" + "".join(f"    {line}\n" for line in GOOD.splitlines())
+    config = load_config_text(text).destinations["out"]
     assert (config.idempotent, config.compression, config.security_protocol) == (True, "none", "PLAINTEXT")
 
 

@@ -55,9 +55,9 @@ def test_broker_restarted_mid_load_loses_nothing_and_keeps_each_users_order(coll
     """A private mosquitto stopped (SIGTERM: it saves its clients' subscriptions and queued messages;
     it keeps nothing it acknowledged after the last save if killed outright) while the collector
     publishes, and started again. The subscriber's state is kept by the broker (clean_start off, an
-    expiry of an hour), so what was published while it was away waits for it. QoS 1 is at-least-once: a message whose PUBACK died with the broker is
-    published again, and a message the broker had sent the subscriber unacknowledged is sent
-    again; such copies are counted."""
+    expiry of an hour), so what was published while it was away waits for it. QoS 1 is
+    at-least-once: a message whose PUBACK died with the broker is published again, and a message
+    the broker had sent the subscriber unacknowledged is sent again; such copies are counted."""
     events = make_events(users=20, per_user=60)
     with MosquittoServer(tmp_path / "mosquitto") as broker:
         subscriber = Subscriber(broker.url, "events/#", client_id=unique("consumer"), clean=False).start()
