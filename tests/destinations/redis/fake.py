@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import redis
-
 from collector.destinations.base import Envelope
 from tests.destinations.fakes import ErrorCase, Fake
 from tests.destinations.stream_checks import simple_name, unique
@@ -34,6 +32,8 @@ class ContractFake(Fake):
         self.prefix = unique("contract")
         self.closed = False
         self.overrides: dict[str, Any] = {}
+        import redis
+
         self.client = redis.Redis.from_url(SHARED_REDIS)
 
     async def __aexit__(self, *exc: object) -> None:
