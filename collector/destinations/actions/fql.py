@@ -7,9 +7,10 @@ numbers, NaN): where a comparison cannot hold it is False. The event must be a d
 modified.
 
 This is the full language of Segment's destination filters and Transformations, not the subset its
-action triggers accept; every trigger Segment accepts means the same here, with two exceptions:
+action triggers accept. A trigger Segment accepts means the same here, with three exceptions:
 and/or have a real precedence here (Segment's triggers take a group's last and/or for all of its
-terms), and ``==`` is an error here (a trigger parses it as ``= "="``, which never matches).
+terms); ``==`` is an error here (a trigger parses it as ``= "="``, which never matches); and
+single quotes delimit strings here (a trigger keeps them as characters, so ``'x'`` never matches).
 
 Grammar
 -------
@@ -23,8 +24,9 @@ Grammar
   backslash is kept with the character after it, so ``match(s, 'ab\\*d')`` reaches the glob as
   ``ab\\*d``); numbers (``10``, ``-2``, ``1.5``, ``1e3``); ``true``, ``false``, ``null``; lists of
   literals ``['a', 'b']``, ``[1, 2]``.
-- Operators: ``= != < <= > >=``, ``in``, ``!``, ``and``, ``or``, and parentheses at any depth.
-  Keywords are lowercase only, as Segment's: ``AND``, ``Or``, ``NULL`` are errors with a hint.
+- Operators: ``= != < <= > >=``, ``in``, ``!``, ``and``, ``or``, and parentheses (nested up to
+  64 deep). Keywords are lowercase only, as Segment's: ``AND``, ``Or``, ``NULL`` (and ``None``) are
+  errors with a hint.
 - Precedence, tightest first: ``!``; then the comparisons and ``in``; then ``and``; then ``or``.
   So ``a or b and c`` is ``a or (b and c)``, and ``!a and b`` is ``(!a) and b``. Because that makes
   ``!x = 1`` mean ``(!x) = 1``, a trap, a bare ``!`` before a comparison is an error: write
@@ -60,7 +62,8 @@ Functions (lowercase names; arguments are any expressions)
 - ``bool(v)``: false for null, 0, NaN, empty lists and objects, and every string but ``"true"``
   (any case) and ``"1"``; true otherwise.
 - ``string(v)``: strings unchanged; ``"null"``, ``"true"``, ``"false"``; numbers as text, integral
-  ones without a fractional part (``1.0`` is ``"1"``); lists and objects as compact JSON.
+  ones without a fractional part (``1.0`` is ``"1"``; NaN and infinities as ``"NaN"``,
+  ``"Infinity"``); lists and objects as compact JSON.
 - ``number(v)``: numbers unchanged; a decimal string (``"12"``, ``"-1.5e3"``, no spaces) as a
   number; null for anything else.
 - Segment's trigger syntax ``!contains(...)`` and ``!match(...)`` is plain ``!`` before a call.
@@ -89,7 +92,8 @@ __all__ = ["FQLError", "Predicate", "compile_fql"]
 Predicate = Callable[[dict], bool]
 Getter = Callable[[dict], Any]
 
-_MAX_DEPTH = 64  # nesting of (, !, calls and lists; keeps parsing and evaluation far from the stack limit
+# Nesting of (, !, calls and lists; keeps parsing and evaluation far from Python's stack limit.
+_MAX_DEPTH = 64
 
 
 class FQLError(ValueError):
@@ -207,7 +211,9 @@ def _lex_path(text: str, start: int) -> tuple[_Token, int]:
             else:
                 break
         if not name:
-            raise FQLError("expected a field name after '.'", i)
+            odd = text[i] if i < n and text[i] not in _SPACE and text[i] != "." else None
+            hint = f"; escape other characters with \\, as in \\{odd}" if odd else ""
+            raise FQLError(f"expected a field name after '.'{hint}", i + 1)
         keys.append("".join(name))
         if i < n and text[i] == ".":
             i += 1
@@ -257,7 +263,9 @@ def _lex_operator(text: str, start: int) -> tuple[_Token, int]:
             return _Token(kind, symbol, start + 1, spelling), start + len(spelling)
     c = text[start]
     if c == "$":
-        raise FQLError("paths start at the top of the event: write properties.x, not $.properties.x", start + 1)
+        raise FQLError(
+            "paths start at the top of the event: write properties.x, not $.properties.x", start + 1
+        )
     hint = "" if c.isascii() else f" (in a field name, escape it: \\{c})"
     raise FQLError(f"unexpected character {c!r}{hint}", start + 1)
 
@@ -370,13 +378,13 @@ class _Parser:
         self.take()
         self.expect_operand(comparator, "a value")
         right = self.unary()
-        if comparator.value == "in" and isinstance(right, _Literal) and not isinstance(right.value, list):
+        is_literal_list = isinstance(right, _Literal) and isinstance(right.value, list)
+        if comparator.value == "in" and isinstance(right, _Literal) and not is_literal_list:
             raise FQLError("in needs a list on its right, like ['a', 'b']", right.column)
         following = self.peek()
         if _is_comparison(following):
-            raise FQLError(
-                f"comparisons do not chain: join them with and before {_shown(following)}", following.column
-            )
+            message = f"comparisons do not chain: join them with and before {_shown(following)}"
+            raise FQLError(message, following.column)
         return _Compare(comparator.value, left, right, comparator.column)
 
     def unary(self) -> _Node:
@@ -386,8 +394,10 @@ class _Parser:
         self.take()
         self.expect_operand(token, "a condition")
         self.enter(token)
-        operand = _condition(self.unary())
+        operand = self.unary()
         self.depth -= 1
+        if not _is_comparison(self.peek()):  # if one follows, comparison() explains the precedence
+            _condition(operand)
         return _Not(operand, token.column)
 
     def primary(self) -> _Node:
@@ -437,7 +447,8 @@ class _Parser:
         function = _FUNCTIONS.get(name)
         if function is None:
             close = difflib.get_close_matches(name.lower(), _FUNCTIONS, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else f"; the functions are {', '.join(_FUNCTIONS)}"
+            names = ", ".join(_FUNCTIONS)
+            hint = f"; did you mean {close[0]}?" if close else f"; the functions are {names}"
             raise FQLError(f"unknown function {name}{hint}", name_token.column)
         opening = self.take()
         self.enter(opening)
@@ -455,12 +466,14 @@ class _Parser:
                     break
                 if separator.kind == "end":
                     raise FQLError(f"unclosed ( of {name}(): add a matching )", opening.column)
-                raise FQLError(f"expected , or ) in {name}(), found {_shown(separator)}", separator.column)
+                found = _shown(separator)
+                raise FQLError(f"expected , or ) in {name}(), found {found}", separator.column)
         self.take()
         self.depth -= 1
         if len(args) != function.arity:
             plural = "argument" if function.arity == 1 else "arguments"
-            raise FQLError(f"{name}() takes {function.arity} {plural}, got {len(args)}", name_token.column)
+            message = f"{name}() takes {function.arity} {plural}, got {len(args)}"
+            raise FQLError(message, name_token.column)
         if name == "match":
             pattern = args[1]
             if isinstance(pattern, _Literal) and isinstance(pattern.value, str):
@@ -488,10 +501,8 @@ class _Parser:
             elif token.kind == "end":
                 raise FQLError("unclosed [: add a matching ]", opening.column)
             else:
-                raise FQLError(
-                    f"list items are literals (strings, numbers, true, false, null), found {_shown(token)}",
-                    token.column,
-                )
+                message = "list items are literals (strings, numbers, true, false, null)"
+                raise FQLError(f"{message}, found {_shown(token)}", token.column)
             token = self.take()
             if token.kind == "]":
                 return items
