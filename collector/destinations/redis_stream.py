@@ -1,4 +1,4 @@
-"""Append each event to a Redis stream (``XADD``, redis-py's asyncio client).
+"""Append each event to a Redis stream (XADD, with redis-py's asyncio client).
 
 Each entry has three fields: ``event`` (the event as stored, Segment's JSON), ``messageId`` (the
 event's) and ``source`` (the source's name). The stream key is a template
