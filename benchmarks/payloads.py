@@ -150,4 +150,40 @@ def textplain_load() -> Load:
     )
 
 
+def vendor_event(i: int) -> dict:
+    """A Segment spec e-commerce event as a website sends it: products, the visitor's traits and
+    page in its context, no client timestamp (ad platforms refuse old events; the collector stamps
+    it), so that every vendor destination's presets take it."""
+    user = i % USERS
+    return {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": f"user-{user:04d}",
+        "anonymousId": f"anon-{user:04d}-5f1c2a",
+        "properties": {
+            "order_id": f"o-{i:08d}", "total": 64.97, "revenue": 59.97, "currency": "EUR",
+            "products": [{"product_id": f"sku-{k}", "name": f"Product {k}", "price": 19.99, "quantity": 1}
+                         for k in range(3)],
+            "gclid": f"Cj0KCQ-bench-{i:08d}",
+        },
+        "context": {
+            "library": {"name": "analytics.js", "version": "next-1.84.3"},
+            "page": {"url": "https://shop.example.com/checkout", "title": "Checkout"},
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36",
+            "traits": {"email": f"user{user}@example.com"},
+            "locale": "fr-FR",
+        },
+    }
+
+
+def vendor_load(events: int = 100) -> Load:
+    return Load(
+        "vendors",
+        "/v1/batch",
+        {"Content-Type": "application/json", "Authorization": BASIC_AUTH},
+        events,
+        [msgspec.json.encode({"batch": [vendor_event(i * events + k) for k in range(events)]}) for i in range(8)],
+    )
+
+
 LOADS = {"track": track_load, "batch": batch_load, "gzip": gzip_load, "textplain": textplain_load}

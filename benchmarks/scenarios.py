@@ -495,6 +495,31 @@ def fanout(run: Run) -> list[Row]:
     ]
 
 
+def vendors(run: Run) -> list[Row]:
+    """Every vendor destination attached (each with its presets, all sending to one local sink that
+    answers as the vendors do) against one webhook destination, in turns, under the same batch
+    load of Segment spec e-commerce events."""
+    load = payloads.vendor_load()
+    with contextlib.ExitStack() as up:
+        vendor_sink = _kept(up, servers.sink(run.workdir))
+        dests = servers.vendor_destinations(vendor_sink.url)
+        many = _kept(up, servers.collector(run.workdir, "vendors", dests))
+        one, one_sink = _kept(up, *_collector_with_sink(run, "vendors-webhook"))
+        got = alternating(run, [("webhook", one, one_sink), ("vendors", many, vendor_sink)], load, "vendors")
+    n = len(dests)
+    run.say(f"{n} vendor destinations: {', '.join(dests)}")
+    committed_many, committed_one = paired(got["vendors"], got["webhook"], "events_per_s_committed")
+    delivered_many, delivered_one = paired(got["vendors"], got["webhook"], "sink_events_per_s")
+    return [
+        Row("vendors", f"events/s committed, {n} vendor destinations", committed_many, committed_one,
+            "1 webhook destination, same turn", "events/s"),
+        Row("vendors", f"vendor events/s delivered (sum of {n})", delivered_many, delivered_one,
+            "1 webhook destination, same turn", "events/s"),
+        Row("memory", f"peak RSS, {n} vendor destinations", _mb(got["vendors"]), _mb(got["webhook"]),
+            "1 webhook destination", "MiB"),
+    ]
+
+
 def drain(run: Run) -> list[Row]:
     """A backlog built while the destination is down, then timed as it drains to the local sink."""
     n = run.options.drain_events
@@ -614,6 +639,7 @@ SCENARIOS: dict[str, Callable[[Run], list[Row]]] = {
     "gzip": gzip,
     "governance": governance,
     "fanout": fanout,
+    "vendors": vendors,
     "latency": latency,
     "drain": drain,
     "backlog": backlog,

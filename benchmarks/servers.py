@@ -80,6 +80,28 @@ def webhook(url: str, fast_retry: bool = False) -> dict:
     return dest
 
 
+def vendor_destinations(sink_url: str) -> dict[str, dict]:
+    """Every action (vendor) destination, from its type's example settings with its secrets
+    filled in, pointed at the sink (which answers as each vendor does, tokens included)."""
+    import re
+
+    from collector.destinations.actions.destination import ActionDestination
+    from collector.destinations.registry import destination_class, destination_types
+
+    found = {}
+    for type_name in destination_types():
+        cls = destination_class(type_name)
+        if not issubclass(cls, ActionDestination):
+            continue
+        text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}", "bench", json.dumps(cls.Config.example))
+        settings = json.loads(text) | {"endpoint": sink_url, "enabled": True}
+        if isinstance(settings.get("oauth"), dict):
+            settings["oauth"] = settings["oauth"] | {"token_url": f"{sink_url}/token"}
+        settings["batch"] = {"max_events": 1000, "max_bytes": "4MiB", "max_wait": "50ms"}
+        found[type_name] = settings
+    return found
+
+
 class Collector(Server):
     def metrics(self, timeout: float = 30.0):
         status, body = http_get(self.url + "/metrics", timeout=timeout)

@@ -1,9 +1,12 @@
-"""A receiver for delivery measurements: counts the events it is sent and answers 200 at once.
+"""A receiver for delivery measurements: counts the events it is sent and answers at once.
 
-Accepts what the collector's destinations send: a JSON array (webhook), NDJSON (webhook), or
-{"batch": [...]} (segment), gzipped or not, on any path. GET /stats returns the counts and the
-CLOCK_MONOTONIC times of the first request and of the latest one, so that a harness in another
-process can time a drain.
+Accepts what the collector's destinations send: a JSON array (webhook, Mixpanel), NDJSON (webhook),
+an object whose events are under "batch" (segment, PostHog), "events" (GA4, Amplitude), "data"
+(Meta) or "conversions" (Google Ads), or a form with a JSON "data" field; gzipped or not, on any
+path. The vendors' paths are answered the way each vendor answers success (and POST .../token
+with an access token), so that vendor destinations can be measured against it. GET /stats returns
+the counts and the CLOCK_MONOTONIC times of the first request and of the latest one, so that a
+harness in another process can time a drain.
 
     python -m benchmarks.sink --port 9100
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import urllib.parse
 import zlib
 
 import msgspec
@@ -19,27 +23,56 @@ import uvloop
 from aiohttp import web
 
 
-class _SegmentBatch(msgspec.Struct):
-    batch: list[msgspec.Raw]
+class _Batch(msgspec.Struct):
+    batch: list[msgspec.Raw] | None = None
+    events: list[msgspec.Raw] | None = None
+    data: list[msgspec.Raw] | None = None
+    conversions: list[msgspec.Raw] | None = None
 
 
 # msgspec.Raw: count the items without building them.
 _array = msgspec.json.Decoder(list[msgspec.Raw])
-_segment = msgspec.json.Decoder(_SegmentBatch)
+_object = msgspec.json.Decoder(_Batch)
 
 
 def count_events(body: bytes) -> int:
     if body[:2] == b"\x1f\x8b":
         body = zlib.decompress(body, wbits=31)
+    if body.startswith(b"data="):  # a form: Mixpanel's /engage and /groups
+        body = urllib.parse.unquote_plus(body.split(b"&", 1)[0][5:].decode()).encode()
     head = body.lstrip()[:1]
     if head == b"[":
         return len(_array.decode(body))
     if head == b"{":
         try:
-            return len(_segment.decode(body).batch)
+            found = _object.decode(body)
         except msgspec.DecodeError:
-            pass  # an object without "batch": NDJSON
+            found = None  # NDJSON
+        if found is not None:
+            items = found.batch or found.events or found.data or found.conversions
+            return len(items) if items is not None else 1
     return sum(1 for line in body.splitlines() if line.strip())
+
+
+def vendor_answer(path: str, events: int) -> web.Response:
+    """Success as each vendor words it (the destinations read these answers)."""
+    if path.endswith("/mp/collect"):
+        return web.Response(status=204)
+    if path.endswith("/import"):
+        body = {"code": 200, "num_records_imported": events, "status": "OK"}
+    elif path.endswith(("/2/httpapi", "/batch")):
+        body = {"code": 200, "events_ingested": events, "payload_size_bytes": 0, "server_upload_time": 0}
+    elif path.endswith("/batch/"):
+        body = {"status": 1}
+    elif path.endswith(":uploadClickConversions") or path.endswith(":uploadConversionAdjustments"):
+        body = {"results": [{} for _ in range(events)]}
+    elif path.endswith("/events"):
+        body = {"events_received": events, "messages": [], "fbtrace_id": "bench"}
+    elif path.endswith(("/engage", "/groups", "/track")):
+        return web.Response(body=b"1", content_type="text/plain")
+    else:
+        body = {"success": True}
+    return web.Response(body=msgspec.json.encode(body), content_type="application/json")
 
 
 class Stats:
@@ -61,6 +94,9 @@ class Stats:
 def make_app() -> web.Application:
     stats = Stats()
 
+    async def token(_: web.Request) -> web.Response:
+        return web.json_response({"access_token": "bench-token", "expires_in": 3600, "token_type": "Bearer"})
+
     async def receive(request: web.Request) -> web.Response:
         if stats.first is None:
             stats.first = time.monotonic()
@@ -71,7 +107,7 @@ def make_app() -> web.Application:
         stats.bytes += len(body)
         stats.by_path[request.path] = stats.by_path.get(request.path, 0) + n
         stats.last = time.monotonic()
-        return web.Response(body=b'{"success":true}', content_type="application/json")
+        return vendor_answer(request.path, n)
 
     async def get_stats(_: web.Request) -> web.Response:
         return web.Response(body=msgspec.json.encode(stats.as_dict()), content_type="application/json")
@@ -85,6 +121,7 @@ def make_app() -> web.Application:
     app.router.add_get("/stats", get_stats)
     app.router.add_get("/readyz", get_stats)
     app.router.add_post("/reset", reset)
+    app.router.add_post("/token", token)
     app.router.add_post("/{path:.*}", receive)
     return app
 

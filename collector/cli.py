@@ -1,4 +1,4 @@
-"""The `collector` command: run, check, version."""
+"""The `collector` command: run, check, snippet, destinations, version."""
 
 from __future__ import annotations
 
@@ -26,11 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     snippet.add_argument("--source", help="the source's name (default: the only source)")
     snippet.add_argument("--origin", help="the collector's public origin (default: server.public_url)")
     snippet.add_argument("--official", action="store_true", help="load Segment's official bundle, served first-party")
+    catalogue = commands.add_parser(
+        "destinations", help="list the destination types, or print one's settings, actions and presets as YAML")
+    catalogue.add_argument("type", nargs="?", help="a destination type, e.g. webhook")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.config)
     if args.command == "snippet":
         return _snippet(args)
+    if args.command == "destinations":
+        return _destinations(args.type)
     return _run(args.config)
 
 
@@ -89,6 +94,12 @@ def _dedup_memory(storage) -> str:
 
 def _count(n: int, thing: str) -> str:
     return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
+def _destinations(type_name: str | None) -> int:
+    from collector.destinations.actions import catalogue
+
+    return catalogue.main([type_name] if type_name else [])
 
 
 def _snippet(args: argparse.Namespace) -> int:

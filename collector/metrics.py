@@ -69,14 +69,24 @@ class Metrics:
             registry=r,
         )
         self.deliveries = Counter(
-            "collector_deliveries", "Batches sent, by outcome (ok, retry, reject)", ["destination", "outcome"],
-            registry=r,
+            "collector_deliveries",
+            "Batches sent, by outcome (ok, retry, reject; skip: nothing to send; mixed: answered event by event)",
+            ["destination", "outcome"], registry=r,
         )
         self.delivered_events = Counter(
             "collector_delivered_events", "Events delivered", ["destination"], registry=r
         )
         self.skipped_events = Counter(
             "collector_skipped_events", "Events not for this destination (source, consent, integrations)",
+            ["destination"], registry=r,
+        )
+        self.filtered_events = Counter(
+            "collector_destination_filtered", "Events a destination filter dropped (drop or sample)",
+            ["destination"], registry=r,
+        )
+        self.unmatched_events = Counter(
+            "collector_destination_unmatched",
+            "Events no enabled mapping (trigger) of an action destination took; passed, not sent",
             ["destination"], registry=r,
         )
         self.retries = Counter("collector_delivery_retries", "Batches retried", ["destination"], registry=r)

@@ -29,6 +29,8 @@ from collector.browser.config import BrowserConfig
 from collector.config.model import Config, LoggingConfig, ServerConfig, SourceConfig, StorageConfig
 from collector.config.units import decode_hook
 from collector.destinations import registry
+from collector.destinations.actions.destination import settings_problems
+from collector.destinations.actions.settings import dotted
 from collector.filters import check as filter_checks
 from collector.filters.config import TrackingPlanConfig
 
@@ -101,6 +103,8 @@ class _Document:
     keys: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> its key's (line, col)
     # Paths whose value was unusable (already reported) and so left out of the tree.
     broken: set[str] = field(default_factory=set)
+    # path -> (the text of a one-line string scalar as written, its value): to point inside it.
+    strings: dict[str, tuple[str, str]] = field(default_factory=dict)
     problems: list[tuple[int, int, str]] = field(default_factory=list)
 
     def error(self, path: str, message: str, *, at_key: bool = False, pos: tuple[int, int] | None = None) -> None:
@@ -115,6 +119,22 @@ class _Document:
         while path not in self.values and path:
             path = _parent(path)
         return self.values.get(path, (1, 1))
+
+    def inside(self, path: str, value: str, column: int) -> tuple[int, int] | None:
+        """The position of the 1-based ``column`` of the string at ``path``, when it was written
+        on one line with no escapes (plain, or quoted), so that its characters map one to one."""
+        written = self.strings.get(path)
+        if written is None or written[1] != value:
+            return None
+        text = written[0]
+        if text == value:
+            offset = 0
+        elif len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" and text[1:-1] == value:
+            offset = 1
+        else:
+            return None
+        line, col = self.values[path]
+        return line, col + offset + column - 1
 
     def raise_if_errors(self) -> None:
         if self.problems:
@@ -251,7 +271,11 @@ class _Builder:
 
     def _scalar(self, node: yaml.ScalarNode, path: str) -> Any:
         if node.tag == _STR_TAG:
-            return self._substitute(node.value, path)
+            value = self._substitute(node.value, path)
+            start, end = node.start_mark, node.end_mark
+            if start.line == end.line and start.buffer is not None and isinstance(value, str):
+                self.doc.strings[path] = (start.buffer[start.pointer:end.pointer], value)
+            return value
         try:
             return self._scalars.construct_object(node)
         except yaml.constructor.ConstructorError as exc:
@@ -390,7 +414,8 @@ class _Typer:
         if type_name not in self.destination_types.names:
             self.doc.error(f"{path}.type", f"unknown destination type {type_name!r}; known types: {known}")
             return None
-        return self.convert(path, entry, self.destination_types.config(type_name))
+        config_type = self.destination_types.config(type_name)
+        return self.convert(path, _with_type_defaults(config_type, entry), config_type)
 
     def convert(self, path: str, data: Any, type_: type) -> Any:
         """``data`` as ``type_``, or None once every error in it is reported."""
@@ -437,6 +462,25 @@ class _Typer:
             if choices:
                 message += f"; expected one of: {', '.join(map(str, choices))}"
         return message
+
+
+def _with_type_defaults(config_type: type, entry: dict) -> dict:
+    """A destination type may have batch and retry defaults of its own (Mixpanel sends 2,000
+    events a request): ``batch: {max_wait: 2s}`` in the file changes that key only, and the others
+    stay the type's, not the generic defaults."""
+    merged = entry
+    for field in msgspec.structs.fields(config_type):
+        written = entry.get(field.name)
+        if not isinstance(written, dict) or field.default_factory is msgspec.NODEFAULT:
+            continue
+        default = field.default_factory()
+        if isinstance(default, msgspec.Struct):
+            # ByteSize and Duration are int and float subclasses: plain numbers decode back to them.
+            defaults = {k: v if type(v) in (int, float, str, bool) or v is None else
+                        int(v) if isinstance(v, int) else float(v) if isinstance(v, float) else v
+                        for k, v in msgspec.structs.asdict(default).items()}
+            merged = {**merged, field.name: {**defaults, **written}}
+    return merged
 
 
 def _drop(data: Any, segments: list[str | int]) -> str | None:
@@ -509,6 +553,7 @@ def _check(doc: _Document, config: Config, tree: dict) -> None:
     source_names = list(tree["sources"]) if isinstance(tree.get("sources"), dict) else []
     for name, destination in config.destinations.items():
         _check_destination_sources(doc, name, getattr(destination, "sources", None), source_names)
+        _check_destination_settings(doc, name, destination, tree)
     _check_filters(doc, config, tree)
 
 
@@ -582,6 +627,18 @@ def _check_filters(doc: _Document, config: Config, tree: dict) -> None:
                  for p in filter_checks.check_source(f"sources.{name}", source, plan_names)]
     for problem in problems:
         doc.error(problem.path, problem.message, at_key=problem.at_key)
+
+
+def _check_destination_settings(doc: _Document, name: str, destination: Any, tree: dict) -> None:
+    """Destination filters, mappings and triggers, compiled here once (the destination reuses them)."""
+    for problem in settings_problems(destination):
+        path = f"destinations.{name}.{dotted(problem.path)}" if problem.path else f"destinations.{name}"
+        pos = None
+        if problem.column is not None:
+            value = _lookup(tree, ["destinations", name, *problem.path])
+            if isinstance(value, str):
+                pos = doc.inside(path, value, problem.column)
+        doc.error(path, problem.message, at_key=problem.at_key, pos=pos)
 
 
 def _check_destination_sources(doc: _Document, name: str, sources: list[str] | None, known: list[str]) -> None:

@@ -5,6 +5,11 @@ one batch at a time, while other users' events travel in parallel. The cursor ad
 events that are delivered or dead-lettered, in log order, so a crash at any moment re-sends (never
 skips) what was in flight: at-least-once, with each event's messageId kept for the receiver to
 dedup.
+
+A destination may answer for each event of a batch (``Outcome.per_event``): delivered events
+finish, rejected ones are dead-lettered with their own reason, and only the retryable ones are
+sent again. An answer with a Retry-After pauses every lane of the destination until then.
+Destination filters (``filters:``) run here, as events are routed, for every destination type.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from dataclasses import dataclass
 
 import msgspec
 
-from collector.delivery.backoff import next_delay
+from collector.delivery.backoff import MAX_RETRY_AFTER, next_delay
 from collector.delivery.routing import should_deliver
-from collector.destinations.base import Destination, Envelope, RoutingFields, retry
+from collector.destinations.actions.filters import compiled_filters
+from collector.destinations.base import Destination, Envelope, Outcome, RoutingFields, outcomes, retry
 from collector.log.errors import StorageUnavailable
 from collector.log.event_log import EventLog
 from collector.metrics import Metrics
@@ -67,6 +73,12 @@ class Dispatcher:
         self._tasks: list[asyncio.Task] = []
         self._destination_started = False
         self._m_skipped = metrics.skipped_events.labels(self.name)
+        self._m_filtered = metrics.filtered_events.labels(self.name)
+        # None without filters, so that routing costs nothing more.
+        self._event_filter = compiled_filters(self.config)
+        # time.monotonic() until which no lane sends: the vendor asked to wait (Retry-After).
+        self.paused_until = 0.0
+        destination.bind_metrics(metrics)
 
     async def start(self, saved_cursors: dict[str, int]) -> None:
         if self.name in saved_cursors:
@@ -156,8 +168,9 @@ class Dispatcher:
         lane_count = len(lanes)
         config = self.config
         integration_name = self.destination.integration_name
+        event_filter = self._event_filter
         now = time.monotonic()
-        skipped = 0
+        skipped = filtered = 0
         for seq, source, received, body in rows:
             try:
                 routing = _routing_decoder.decode(body)
@@ -167,10 +180,22 @@ class Dispatcher:
                 skipped += 1
                 continue
             envelope = Envelope(seq, source, received, body, routing)
+            if event_filter is not None:
+                event = envelope.event
+                kept = event_filter(event)
+                if kept is None:
+                    filtered += 1
+                    continue
+                if kept is not event:  # properties removed: the destination gets the new event
+                    envelope = Envelope(seq, source, received, msgspec.json.encode(kept), routing)
+                else:  # decoded again when sent, rather than held decoded while it waits
+                    envelope._event = None
             chunk.pending += 1
             lanes[hash(envelope.user_key) % lane_count].put(_Item(envelope, chunk, now))
         if skipped:
             self._m_skipped.inc(skipped)
+        if filtered:
+            self._m_filtered.inc(filtered)
         self._inflight += chunk.pending
         self._chunks.append(chunk)
         self._read_pos = chunk.last_seq
@@ -214,34 +239,31 @@ class Dispatcher:
     # -- sending ----------------------------------------------------------------------------------
 
     async def deliver(self, items: list[_Item]) -> None:
-        """Send one batch until it is delivered, rejected or too old; return early only on stop.
-        A rejected batch is split until only the rejected events are dead-lettered."""
-        envelopes = [item.envelope for item in items]
-        destination = self.destination
+        """Send one batch until every event in it is delivered, rejected or too old; return early
+        only on stop. Events the destination answers for one by one are settled one by one; a
+        batch rejected as a whole is split until only the rejected events are dead-lettered."""
         metrics = self.metrics
         policy = self.config.retry
         attempt = 0
         while True:
+            if await self._paused():
+                return
             attempt += 1
+            envelopes = [item.envelope for item in items]
             started = time.perf_counter()
-            try:
-                await self._start_destination()
-                outcome = await asyncio.wait_for(destination.send(envelopes), self.config.timeout)
-            except asyncio.CancelledError:
-                raise
-            except asyncio.TimeoutError as error:
-                _drop_tracebacks(error)
-                outcome = retry(f"no answer within {self.config.timeout:g}s")
-            except Exception as error:  # the vendor's client failed: network, TLS, DNS ...
-                _drop_tracebacks(error)
-                outcome = retry(f"{type(error).__name__}: {error}")
+            outcome = await self._send(envelopes)
             metrics.delivery_seconds.labels(self.name).observe(time.perf_counter() - started)
             metrics.deliveries.labels(self.name, outcome.kind).inc()
-            if outcome.ok:
-                metrics.delivered_events.labels(self.name).inc(len(items))
+            if outcome.kind == "mixed":
+                items, outcome = await self._settle(items, outcome)
+                if not items:
+                    return
+            elif outcome.kind in ("ok", "skip"):
+                if outcome.ok:
+                    metrics.delivered_events.labels(self.name).inc(len(items))
                 self.finished(items)
                 return
-            if outcome.kind == "reject":
+            elif outcome.kind == "reject":
                 if outcome.split and len(items) > 1:
                     # One bad event must not take the good ones with it: halve the batch and send
                     # each half, until the rejected events stand alone.
@@ -252,18 +274,83 @@ class Dispatcher:
                     return
                 await self._dead_letter(items, outcome.reason)
                 return
-            age = time.time() - min(e.received_ms for e in envelopes) / 1000
+            if outcome.retry_after is not None:
+                self.pause(outcome.retry_after)
+            age = time.time() - min(item.envelope.received_ms for item in items) / 1000
             if age > policy.give_up_after:
                 await self._dead_letter(items, f"gave up after {attempt} attempts: {outcome.reason}")
                 return
             delay = next_delay(policy, attempt, outcome.retry_after)
             metrics.retries.labels(self.name).inc()
             log.warning(
-                "%s: batch of %d will be retried in %.1fs: %s", self.name, len(items), delay, outcome.reason,
+                "%s: %d events will be retried in %.1fs: %s", self.name, len(items), delay, outcome.reason,
                 extra={"destination": self.name, "attempt": attempt},
             )
             if await self._stopped_within(delay):
                 return
+
+    async def _send(self, envelopes: list[Envelope]) -> Outcome:
+        destination = self.destination
+        timeout = destination.send_timeout
+        try:
+            await self._start_destination()
+            if timeout is None:
+                return await destination.send(envelopes)
+            return await asyncio.wait_for(destination.send(envelopes), timeout)
+        except asyncio.CancelledError:
+            raise
+        except asyncio.TimeoutError as error:
+            _drop_tracebacks(error)
+            return retry(f"no answer within {timeout:g}s" if timeout is not None else f"timed out: {error}")
+        except Exception as error:  # the vendor's client failed: network, TLS, DNS ...
+            _drop_tracebacks(error)
+            return retry(f"{type(error).__name__}: {error}")
+
+    async def _settle(self, items: list[_Item], outcome: Outcome) -> tuple[list[_Item], Outcome]:
+        """Finish the delivered events of a batch answered event by event, dead-letter the
+        rejected ones (grouped by reason); return the events to retry and why."""
+        answers = outcome.per_event
+        if len(answers) != len(items):
+            log.error("%s: the destination answered for %d events of a batch of %d; retrying them all",
+                      self.name, len(answers), len(items), extra={"destination": self.name})
+            return items, retry(f"the destination answered for {len(answers)} of {len(items)} events")
+        done: list[_Item] = []
+        delivered = 0
+        rejected: dict[str, list[_Item]] = {}
+        again: list[_Item] = []
+        again_why: list[Outcome] = []
+        for item, answer in zip(items, answers):
+            kind = answer.kind
+            if kind == "ok" or kind == "skip":
+                done.append(item)
+                delivered += kind == "ok"
+            elif kind == "reject":
+                rejected.setdefault(answer.reason, []).append(item)
+            else:  # retry; a nested "mixed" is a destination's bug, and is retried rather than lost
+                again.append(item)
+                again_why.append(answer if kind == "retry" else retry("the destination answered 'mixed' for one event"))
+        if delivered:
+            self.metrics.delivered_events.labels(self.name).inc(delivered)
+        if done:
+            self.finished(done)
+        for reason, group in rejected.items():
+            await self._dead_letter(group, reason)
+        return again, outcomes(again_why)
+
+    def pause(self, seconds: float) -> None:
+        """No lane sends for ``seconds`` (at most MAX_RETRY_AFTER): the vendor asked to wait."""
+        until = time.monotonic() + min(seconds, MAX_RETRY_AFTER)
+        if until > self.paused_until:
+            self.paused_until = until
+            log.warning("%s: every lane pauses for %.1fs (Retry-After)", self.name, min(seconds, MAX_RETRY_AFTER),
+                        extra={"destination": self.name})
+
+    async def _paused(self) -> bool:
+        """Wait while the destination is paused; True if the dispatcher stopped meanwhile."""
+        while (remaining := self.paused_until - time.monotonic()) > 0:
+            if await self._stopped_within(remaining):
+                return True
+        return False
 
     async def _dead_letter(self, items: list[_Item], reason: str) -> None:
         rows = [(i.envelope.seq, i.envelope.source, i.envelope.received_ms, i.envelope.raw) for i in items]

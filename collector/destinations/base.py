@@ -2,7 +2,8 @@
 
 A destination knows only its vendor. The delivery engine (``collector/delivery``) owns batching,
 concurrency, per-user order, retries, backoff, give-up and dead letters; it calls ``send`` with a
-batch and acts on the ``Outcome`` it gets back.
+batch and acts on the ``Outcome`` it gets back: one for the batch, or one per event
+(``outcomes(list)`` builds either).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import aiohttp
 import msgspec
 
 from collector.config.units import ByteSize, Duration
+from collector.destinations.actions.settings import FilterConfig
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -32,10 +34,14 @@ class RetryConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     give_up_after: Duration = Duration(4 * 3600)
 
 
-class DestinationConfig(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
+class DestinationConfig(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True, dict=True):
     """Settings every destination has; each destination subclasses this with
     ``tag="<type>", kw_only=True`` (msgspec does not inherit kw_only, and without it a required
-    vendor field could not follow these optional ones)."""
+    vendor field could not follow these optional ones).
+
+    ``dict=True`` lets the config loader keep what it compiled from the settings (filters,
+    subscriptions) on the instance, so that the destination built from it does not compile again.
+    """
 
     # Every destination config sets this ClassVar: a working example, which the shared contract test
     # parses and sends with, and which the docs show.
@@ -58,6 +64,9 @@ class DestinationConfig(msgspec.Struct, tag_field="type", forbid_unknown_fields=
     timeout: Duration = Duration(30)
     batch: BatchConfig = msgspec.field(default_factory=BatchConfig)
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
+    # Destination filters (collector/destinations/actions/filters.py): drop, sample, or remove
+    # properties from the events routed here, before the destination sees them.
+    filters: list[FilterConfig] = []
 
 
 class RoutingContext(msgspec.Struct):
@@ -103,14 +112,23 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of a batch: delivered, retry later, or rejected for good."""
+    """What became of a batch: delivered, retry later, rejected for good, or (``mixed``) one
+    outcome per event in ``per_event``, aligned with the batch.
 
-    kind: Literal["ok", "retry", "reject"]
+    ``skip`` is an event handled without being sent (no action of the destination wanted it):
+    the cursor passes it, but it does not count as delivered.
+    """
+
+    kind: Literal["ok", "retry", "reject", "skip", "mixed"]
     reason: str = ""
     retry_after: float | None = None
     # For a rejection: the vendor may have refused some events only (e.g. a 400 for one bad
     # event), so the engine splits the batch to find them, rather than dead-letter it whole.
     split: bool = False
+    per_event: tuple[Outcome, ...] = ()
+    # The vendor refused the credentials (HTTP 401): a destination with refreshable tokens gets
+    # a new one and tries once more.
+    credentials_refused: bool = False
 
     @property
     def ok(self) -> bool:
@@ -118,6 +136,7 @@ class Outcome:
 
 
 DELIVERED = Outcome("ok")
+SKIPPED = Outcome("skip")
 
 
 def retry(reason: str, after: float | None = None) -> Outcome:
@@ -126,6 +145,49 @@ def retry(reason: str, after: float | None = None) -> Outcome:
 
 def reject(reason: str, split: bool = False) -> Outcome:
     return Outcome("reject", reason, split=split)
+
+
+def outcomes(per_event: list[Outcome] | tuple[Outcome, ...]) -> Outcome:
+    """One outcome for a batch from one per event: a single ok, skip or retry (with the largest
+    Retry-After) when they agree, a single reject when every event was refused for the same
+    reason, else ``mixed``."""
+    if not per_event:
+        return DELIVERED
+    kinds = {o.kind for o in per_event}
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        first = per_event[0]
+        if kind == "ok":
+            return DELIVERED
+        if kind == "skip":
+            return SKIPPED
+        if kind == "retry":
+            reasons = list(dict.fromkeys(o.reason for o in per_event))
+            afters = [o.retry_after for o in per_event if o.retry_after is not None]
+            reason = "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else "")
+            return Outcome("retry", reason, max(afters) if afters else None,
+                           credentials_refused=any(o.credentials_refused for o in per_event))
+        if kind == "reject" and all(o.reason == first.reason for o in per_event):
+            return reject(first.reason)
+    return Outcome("mixed", per_event=tuple(per_event))
+
+
+_SEVERITY = {"skip": 0, "ok": 1, "retry": 2, "reject": 3}
+
+
+def worst(outcomes_of_one_event: list[Outcome]) -> Outcome:
+    """The outcome of an event sent as several requests: reject > retry > ok > skip. Reasons of
+    the worst kind are joined; a retry keeps the largest Retry-After."""
+    top = max(outcomes_of_one_event, key=lambda o: _SEVERITY[o.kind])
+    same = [o for o in outcomes_of_one_event if o.kind == top.kind]
+    if len(same) == 1:
+        return top
+    reason = "; ".join(dict.fromkeys(o.reason for o in same if o.reason))
+    if top.kind == "retry":
+        afters = [o.retry_after for o in same if o.retry_after is not None]
+        return Outcome("retry", reason, max(afters) if afters else None,
+                       credentials_refused=any(o.credentials_refused for o in same))
+    return Outcome(top.kind, reason)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -161,7 +223,8 @@ def classify_http(status: int, headers: Any, body: bytes | str = b"") -> Outcome
     if status in (408, 429) or (status >= 500 and status not in (501, 505)):
         return retry(reason, parse_retry_after(headers.get("Retry-After")))
     if status in _CREDENTIAL_ERRORS:
-        return retry(f"credentials refused ({reason}); check the destination's settings")
+        return Outcome("retry", f"credentials refused ({reason}); check the destination's settings",
+                       credentials_refused=status == 401)
     return reject(reason, split=status in _CONTENT_ERRORS)
 
 
@@ -193,6 +256,15 @@ class Destination(abc.ABC):
     def http(self) -> aiohttp.ClientSession:
         assert self.context.http is not None, "the app provides an HTTP session"
         return self.context.http
+
+    @property
+    def send_timeout(self) -> float | None:
+        """How long one ``send`` may take before the engine counts it as failed; None: no limit
+        (a destination that bounds each of its own requests, however many a batch takes)."""
+        return self.config.timeout
+
+    def bind_metrics(self, metrics: Any) -> None:
+        """The engine's metrics (collector.metrics.Metrics), for a destination that counts its own."""
 
     async def start(self) -> None:
         """Open connections or files; called once before the first send."""

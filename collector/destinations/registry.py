@@ -12,6 +12,17 @@ _REGISTRY: dict[str, str] = {
     "segment": "collector.destinations.segment.SegmentDestination",
     "webhook": "collector.destinations.webhook.WebhookDestination",
     "file": "collector.destinations.file.FileDestination",
+    "kafka": "collector.destinations.kafka.KafkaDestination",
+    "nats": "collector.destinations.nats_jetstream.NatsDestination",
+    "redis": "collector.destinations.redis_stream.RedisStreamDestination",
+    "rabbitmq": "collector.destinations.rabbitmq.RabbitMQDestination",
+    "mqtt": "collector.destinations.mqtt.MqttDestination",
+    "google_ads": "collector.destinations.google_ads.GoogleAds",
+    "mixpanel": "collector.destinations.mixpanel.Mixpanel",
+    "google_analytics_4": "collector.destinations.google_analytics_4.GoogleAnalytics4",
+    "posthog": "collector.destinations.posthog.PostHog",
+    "amplitude": "collector.destinations.amplitude.Amplitude",
+    "facebook_conversions": "collector.destinations.facebook_conversions.FacebookConversions",
 }
 
 

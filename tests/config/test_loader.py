@@ -521,8 +521,11 @@ def test_the_registry_union_is_used_by_default():
     assert type(config.destinations["a"]).__name__ == "FileConfig"
     with pytest.raises(ConfigError) as caught:
         load_config_text("destinations:\n  a: {type: nope}\n")
+    from collector.destinations.registry import destination_types
+
     assert caught.value.errors == [
-        "<string>:2:13: destinations.a.type: unknown destination type 'nope'; known types: file, segment, webhook"
+        f"<string>:2:13: destinations.a.type: unknown destination type 'nope'; known types: "
+        f"{', '.join(destination_types())}"
     ]
 
 
@@ -803,3 +806,159 @@ def test_the_dedup_cap_is_a_count_of_ids_and_zero_turns_it_off():
     assert load("storage:\n  dedup_max_ids: 0\n").storage.dedup_max_ids == 0
     assert errors("storage:\n  dedup_max_ids: -1\n") == [
         "collector.yaml:2:18: storage.dedup_max_ids: expected int >= 0, got -1"]
+
+
+# --- Destination filters, mappings and triggers (the actions layer) --------------------------------
+
+
+def load_actions(text: str) -> Config:
+    from tests.destinations.actions.toy import ToySettings
+
+    return load_config_text(textwrap.dedent(text), "collector.yaml", destination_union=FakeWebhookConfig | ToySettings)
+
+
+def action_errors(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_actions(text)
+    return caught.value.errors
+
+
+def test_mappings_triggers_and_filters_are_compiled_at_load():
+    from collector.destinations.actions.filters import compiled_filters
+    from collector.destinations.actions.subscriptions import compiled_subscriptions
+
+    config = load_actions("""\
+        destinations:
+          toy:
+            type: toy
+            api_key: k
+            presets: [Track Calls]
+            filters:
+              - if: event = "Debug"
+                drop: true
+            mappings:
+              - action: page
+                trigger: type = "screen"
+                fields: {url: {"@path": "$.name"}}
+        """)
+    toy = config.destinations["toy"]
+    subscriptions = compiled_subscriptions(toy)
+    assert [(s.name, s.action.name) for s in subscriptions] == [("Track Calls", "track"), ("mappings[0]", "page")]
+    assert compiled_subscriptions(toy) is subscriptions  # kept on the config: built once
+    assert compiled_filters(toy)({"type": "track", "event": "Debug"}) is None
+
+
+def fql_column(text: str) -> int:
+    from collector.destinations.actions.fql import FQLError, compile_fql
+
+    with pytest.raises(FQLError) as caught:
+        compile_fql(text)
+    return caught.value.column
+
+
+def test_every_action_problem_is_reported_in_one_pass_with_its_position():
+    # An FQL error points inside the string: where the string starts + the error's column - 1.
+    equals = 13 + fql_column('event == "Debug"')  # written '...' from column 13
+    unclosed = 17 + fql_column('type = "page" and (event = "x"')  # written plain from column 18
+    dangling = 13 + fql_column("properties.a = ")  # written "..." from column 13
+    lines = action_errors("""\
+        destinations:
+          toy:
+            type: toy
+            api_key: k
+            presets: [Track Calls, Pages]
+            endpoint: https://proxy.example.com/toy
+            filters:
+              - if: 'event == "Debug"'
+                drop: true
+              - if: type = "track"
+              - drop_properties: {"": [messageId]}
+                iff: x
+            mappings:
+              - action: trak
+                trigger: type = "track"
+              - action: page
+                trigger: type = "page" and (event = "x"
+              - action: page
+                trigger: type = "page"
+                fields:
+                  urll: {"@path": "$.properties.url"}
+                  count: many
+                  url: {"@path": "$.a..b"}
+              - name: Audiense Entered
+                action: add_to_list
+              - name: Track Calls
+                fields: {name: null}
+          hook:
+            type: webhook
+            url: https://x
+            filters:
+              - if: "properties.a = "
+                drop: true
+        """)
+    assert [line.partition(": ")[0] + ": " + line.partition(": ")[2].partition(":")[0] for line in lines] == [
+        "collector.yaml:5:28: destinations.toy.presets[1]",
+        "collector.yaml:6:15: destinations.toy.endpoint",
+        f"collector.yaml:8:{equals}: destinations.toy.filters[0].if",
+        "collector.yaml:10:9: destinations.toy.filters[1]",
+        "collector.yaml:11:31: destinations.toy.filters[2].drop_properties.",
+        "collector.yaml:12:9: destinations.toy.filters[2].iff",
+        "collector.yaml:14:17: destinations.toy.mappings[0].action",
+        f"collector.yaml:17:{unclosed}: destinations.toy.mappings[1].trigger",
+        "collector.yaml:21:11: destinations.toy.mappings[2].fields.urll",
+        "collector.yaml:22:18: destinations.toy.mappings[2].fields.count",
+        "collector.yaml:23:26: destinations.toy.mappings[2].fields.url.@path",
+        "collector.yaml:24:9: destinations.toy.mappings[3]",
+        "collector.yaml:27:24: destinations.toy.mappings[4].fields.name",
+        f"collector.yaml:32:{dangling}: destinations.hook.filters[0].if",  # filters on a webhook are checked too
+    ]
+    assert "did you mean 'Page Calls'?" in lines[0]
+    assert "did you mean 'track'?" in lines[6] and "actions of toy: track, add_to_list, page" in lines[6]
+    assert "did you mean 'url'?" in lines[8]
+    assert "needs trigger" in lines[11] and "did you mean 'Audience Entered'?" in lines[11]
+
+
+def test_a_trigger_written_with_escapes_or_on_several_lines_points_at_its_start():
+    lines = action_errors("""\
+        destinations:
+          toy:
+            type: toy
+            api_key: k
+            mappings:
+              - action: page
+                trigger: "type = \\"page\\" and"
+              - action: page
+                trigger: >-
+                  type = "page" and
+                  event == "x"
+        """)
+    assert [line.split(": ")[0] for line in lines] == ["collector.yaml:7:18", "collector.yaml:9:18"]
+
+
+def test_a_trigger_from_an_environment_variable_points_at_its_start(monkeypatch):
+    monkeypatch.setenv("TRIGGER", 'event == "x"')
+    lines = action_errors("""\
+        destinations:
+          toy:
+            type: toy
+            api_key: k
+            mappings:
+              - {action: page, trigger: "${TRIGGER}"}
+        """)
+    assert [line.split(": ")[0] for line in lines] == ["collector.yaml:6:33"]
+
+
+def test_a_batch_section_changes_only_the_keys_it_names_and_keeps_the_types_defaults():
+    config = load_config_text(
+        "destinations:\n"
+        "  m: {type: mixpanel, project_token: t, batch: {max_wait: 2s}, retry: {max_backoff: 1m}}\n"
+        "  w: {type: webhook, url: 'http://x', batch: {max_wait: 2s}}\n"
+    )
+    mixpanel, webhook = config.destinations["m"], config.destinations["w"]
+    default_mixpanel = type(mixpanel)(project_token="t")
+    assert mixpanel.batch.max_wait == webhook.batch.max_wait == 2
+    assert (mixpanel.batch.max_events, mixpanel.batch.max_bytes) == (
+        default_mixpanel.batch.max_events, default_mixpanel.batch.max_bytes)
+    assert mixpanel.batch.max_events != webhook.batch.max_events  # the type's own default, not the generic one
+    assert mixpanel.retry.max_backoff == 60
+    assert mixpanel.retry.initial_backoff == default_mixpanel.retry.initial_backoff

@@ -7,11 +7,12 @@ import time
 import weakref
 from collections import deque
 
+import aiohttp
 import msgspec
 import pytest
 
 from collector.config.model import StorageConfig
-from collector.config.units import Duration
+from collector.config.units import Duration, decode_hook
 from collector.delivery.dispatcher import Dispatcher
 from collector.destinations.base import (
     DELIVERED,
@@ -309,3 +310,160 @@ async def test_a_destination_that_cannot_start_is_retried_and_the_rest_goes_on(e
     await until(lambda: len(dest.delivered) == 1)
     await dispatcher.stop(1)
     assert dest.starts == 3
+
+
+# --- Answers event by event, pauses, filters ---------------------------------------------------------
+
+
+class Answers(Scripted):
+    """Answers each batch with the next function of ``script`` (batch -> Outcome), then delivers."""
+
+    def __init__(self, name, config, script):
+        super().__init__(name, config)
+        self.script = deque(script)
+        self.sent: list[list[int]] = []
+
+    async def send(self, batch):
+        self.attempts += 1
+        self.sent.append([e.event["properties"]["n"] for e in batch])
+        outcome = self.script.popleft()(batch) if self.script else DELIVERED
+        if outcome.ok:
+            self.batches.append([e.event for e in batch])
+        return outcome
+
+
+def per_event(*answers: Outcome):
+    return lambda batch: Outcome("mixed", per_event=answers)
+
+
+async def test_answers_per_event_finish_dead_letter_and_retry_each_event(event_log):
+    script = [per_event(DELIVERED, reject("bad 1"), retry("later"), reject("bad 3"), DELIVERED, reject("bad 1"))]
+    dest = Answers("d", config(concurrency=1, batch=BatchConfig(max_events=6, max_wait=Duration(0.2))), script)
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", i) for i in range(6)])
+    await until(lambda: dispatcher.cursor == 6)
+    await dispatcher.stop(1)
+    assert dest.sent == [[0, 1, 2, 3, 4, 5], [2]]  # only the retryable event is sent again, alone
+    rows = await event_log._reader_conn.execute_fetchall("SELECT seq, reason FROM dead_letters ORDER BY seq")
+    assert rows == [(2, "bad 1"), (4, "bad 3"), (6, "bad 1")]  # each with its own reason, not split
+    metrics = dispatcher.metrics
+    assert metrics.delivered_events.labels("d")._value.get() == 3
+    assert metrics.dead_lettered.labels("d")._value.get() == 3
+    assert metrics.deliveries.labels("d", "mixed")._value.get() == 1
+
+
+async def test_skipped_events_pass_the_cursor_without_counting_as_delivered(event_log):
+    from collector.destinations.base import SKIPPED
+
+    script = [per_event(SKIPPED, DELIVERED), lambda batch: SKIPPED]
+    dest = Answers("d", config(concurrency=1, batch=BatchConfig(max_events=2, max_wait=Duration(0.2))), script)
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", i) for i in range(4)])
+    await until(lambda: dispatcher.cursor == 4)
+    await dispatcher.stop(1)
+    assert dispatcher.metrics.delivered_events.labels("d")._value.get() == 1
+    assert await event_log.count_dead_letters("d") == 0
+
+
+async def test_retried_events_wait_for_the_largest_retry_after(event_log):
+    script = [per_event(retry("a", 0.2), DELIVERED, retry("b", 0.4))]
+    dest = Answers("d", config(concurrency=1, batch=BatchConfig(max_events=3, max_wait=Duration(0.2))), script)
+    dispatcher = await start(event_log, dest)
+    pauses: list[float] = []
+    pause = dispatcher.pause
+    dispatcher.pause = lambda seconds: (pauses.append(seconds), pause(seconds))
+    await append(event_log, [event("u", i) for i in range(3)])
+    await until(lambda: dispatcher.cursor == 3)
+    await dispatcher.stop(1)
+    assert pauses == [0.4]
+    assert dest.sent == [[0, 1, 2], [0, 2]]
+
+
+async def test_a_wrong_number_of_answers_retries_the_whole_batch(event_log):
+    script = [per_event(DELIVERED)]
+    dest = Answers("d", config(concurrency=1, batch=BatchConfig(max_events=2, max_wait=Duration(0.2))), script)
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", i) for i in range(2)])
+    await until(lambda: dispatcher.cursor == 2)
+    await dispatcher.stop(1)
+    assert dest.sent == [[0, 1], [0, 1]]
+    assert dispatcher.metrics.delivered_events.labels("d")._value.get() == 2
+
+
+def users_in_two_lanes() -> tuple[str, str]:
+    first = "a"
+    second = next(f"b{i}" for i in range(100) if hash(f"b{i}") % 2 != hash(first) % 2)
+    return first, second
+
+
+async def test_a_retry_after_pauses_every_lane_of_the_destination(event_log):
+    first, second = users_in_two_lanes()
+    sends: list[tuple[str, float]] = []
+
+    class Throttled(Scripted):
+        async def send(self, batch):
+            self.attempts += 1
+            user = batch[0].event["userId"]
+            sends.append((user, time.monotonic()))
+            if self.attempts == 1:
+                return retry("HTTP 429", after=0.3)
+            self.batches.append([e.event for e in batch])
+            return DELIVERED
+
+    dest = Throttled("d", config(concurrency=2))
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event(first, 0)])
+    await until(lambda: dispatcher.paused_until > 0)
+    paused_until = dispatcher.paused_until
+    await append(event_log, [event(second, 1)])  # another lane, idle until now
+    await until(lambda: len(dest.delivered) == 2)
+    await dispatcher.stop(1)
+    assert [user for user, _ in sends] in ([first, second, first], [first, first, second])
+    assert all(at >= paused_until for _, at in sends[1:])  # nothing was sent before the pause ended
+
+
+async def test_destination_filters_run_before_the_destination(event_log):
+    filters = [{"if": "properties.n = 1", "drop": True},
+               {"drop_properties": {"": ["secret"]}}]
+    dest = Scripted("d", msgspec.convert({"type": "scripted", "filters": filters, "concurrency": 1,
+                                          "batch": {"max_events": 10, "max_wait": 0.01}},
+                                         ScriptedConfig, strict=False, dec_hook=decode_hook))
+    dispatcher = await start(event_log, dest)
+    await append(event_log, [event("u", i, secret="s") for i in range(3)])
+    await until(lambda: dispatcher.cursor == 3)
+    await dispatcher.stop(1)
+    assert dest.delivered == [{"type": "track", "userId": "u", "event": "E", "properties": {"n": n}} for n in (0, 2)]
+    assert dispatcher.metrics.filtered_events.labels("d")._value.get() == 1
+
+
+async def test_filters_apply_to_a_webhook_too(event_log):
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from collector.destinations.webhook import WebhookConfig, WebhookDestination
+
+    received: list = []
+
+    async def hook(request):
+        received.extend(await request.json())
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        settings = msgspec.convert({
+            "type": "webhook", "url": f"http://127.0.0.1:{server.port}/hook", "concurrency": 1,
+            "batch": {"max_events": 10, "max_wait": 0.01},
+            "filters": [{"if": 'properties.n = 1', "drop": True},
+                        {"allow_properties": {"": ["userId", "event", "properties"]}}],
+        }, WebhookConfig, strict=False, dec_hook=decode_hook)
+        async with aiohttp.ClientSession() as http:
+            dispatcher = await start(event_log, WebhookDestination("hook", settings, BuildContext(http, "")))
+            await append(event_log, [event("u", i, secret="s", email="e@x") for i in range(3)])
+            await until(lambda: dispatcher.cursor == 3)
+            await dispatcher.stop(1)
+    finally:
+        await server.close()
+    assert received == [{"type": "track", "userId": "u", "event": "E", "properties": {"n": n}} for n in (0, 2)]

@@ -447,3 +447,26 @@ FAKES: dict[str, type[Fake]] = {
     "webhook": WebhookFake,
     "file": FileFake,
 }
+
+
+def _vendor_fakes() -> dict[str, type[Fake]]:
+    """A vendor destination keeps its fake beside its tests: ``ContractFake`` in
+    ``tests/destinations/<type>/fake.py`` (built on the vendor's double in tests/vendors/)."""
+    import importlib
+    import pkgutil
+
+    found = {}
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if module.ispkg:
+            name = f"tests.destinations.{module.name}.fake"
+            try:
+                fake_module = importlib.import_module(name)
+            except ModuleNotFoundError as error:
+                if error.name != name:
+                    raise
+                continue
+            found[module.name] = fake_module.ContractFake
+    return found
+
+
+FAKES.update(_vendor_fakes())

@@ -26,6 +26,14 @@
  *       track event "Segment Consent Preference Updated" is sent. setConsent(null) forgets it.
  *   analytics.consent()  the current preferences, or null.   analytics.on('consent', fn)
  * Held events live only in the page: a visitor who leaves before choosing is not recorded.
+ *
+ * Google Analytics 4: on a page with Google's tag (its _ga cookie), every event carries the GA client
+ * id, and the session id of the _ga_<container> cookie, in integrations['Google Analytics 4'] =
+ * {clientId, sessionId} (Segment's place for one destination's options), so that the collector's
+ * GA4 destination joins server-side events to the browser's GA sessions. A call that turns that
+ * destination off (or every destination, without naming it) gets nothing added. With several GA4
+ * tags on the page, analytics.load(writeKey, {integrations: {'Google Analytics 4': {measurementId:
+ * 'G-XXXXXXX'}}}) says whose session to send.
  */
 (() => {
   'use strict';
@@ -131,6 +139,38 @@
   const writeId = (key, id) => {
     local.set(key, id);
     cookies.set(key, id);
+  };
+
+  // ---- Google Analytics' ids: _ga = GA1.1.<client id: the last two parts>; _ga_<container> =
+  // GS1.1.<session id>.… or GS2.1.s<session id>$o…$g…, the container being the measurement id
+  // without its G-.
+  const GA4 = 'Google Analytics 4';
+  const gaContainer = String(((loadOptions.integrations || {})[GA4] || {}).measurementId || '').replace(/^G-/, '');
+  const gaSessionId = (value) => {
+    const parts = String(value).split('.');
+    const id = parts[0] === 'GS1' ? parts[2]
+      : parts[0] === 'GS2' ? ((parts[2] || '').split('$').find((p) => p[0] === 's') || '').slice(1) : '';
+    return /^\d+$/.test(id || '') ? id : undefined;
+  };
+  const gaIds = () => {
+    const ga = String(cookies.get('_ga') || '').split('.');
+    if (ga.length < 4 || !/^GA\d/.test(ga[0])) return null;
+    const ids = {clientId: ga.slice(-2).join('.')};
+    let names = [];
+    try { names = document.cookie.split(/;\s*/).map((part) => part.split('=')[0]); } catch (_) { /* sandboxed */ }
+    for (const name of names) {
+      if (gaContainer ? name !== '_ga_' + gaContainer : !name.startsWith('_ga_')) continue;
+      const sessionId = gaSessionId(cookies.get(name));
+      if (sessionId) return {...ids, sessionId};
+    }
+    return ids;
+  };
+  const withGaIds = (integrations) => {
+    const given = integrations[GA4];
+    if (given === false || given === null || (given === undefined && integrations.All === false)) return integrations;
+    const ids = gaIds();
+    if (ids) integrations[GA4] = {...ids, ...(isObj(given) ? given : {})};
+    return integrations;
   };
 
   // analytics.user() and analytics.group(): same behaviour as Segment's User and Group.
@@ -475,7 +515,7 @@
       if (consent && !context.consent) context.consent = {categoryPreferences: {...consent}};
       const full = {
         timestamp: new Date(),
-        integrations: {...options.integrations},
+        integrations: withGaIds({...options.integrations}),
         ...event,
         userId: event.userId !== undefined ? event.userId : user.id(),
         anonymousId: event.anonymousId || user.anonymousId(),
