@@ -559,7 +559,7 @@ def drain(run: Run) -> list[Row]:
 # The backlog scenario holds the dedup index to this many ids (storage.dedup_max_ids), so that the
 # queue is all that differs between its sides: the fill records every messageId of the window,
 # and the index's size has a cost of its own (13.1 us per new id at 1M ids, 18.2 at 9M:
-# `python -m benchmarks.dedup_file normal N --spread`, session 5).
+# `python -m benchmarks.dedup_file normal N --spread`, run 5).
 BACKLOG_DEDUP_IDS = 1_000_000
 
 
@@ -606,7 +606,7 @@ def latency(run: Run) -> list[Row]:
 
     The maximum is the one the open-loop generator itself reaches: offered wrk's closed-loop maximum,
     it answers fewer, since the generator (Python) takes more of the two cores than wrk does. Taking
-    80% of wrk's figure measured an overload, not a latency (sessions 3 and 4)."""
+    80% of wrk's figure measured an overload, not a latency (runs 3 and 4)."""
     load = payloads.track_load()
     rows = []
     coll, sink = _collector_with_sink(run, "latency")
