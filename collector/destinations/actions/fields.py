@@ -264,23 +264,24 @@ _BASE_CONVERTERS: dict[str, Converter] = {
 def _object_converter(properties: Mapping[str, Field] | None) -> Converter:
     if not properties:
         return lambda value: value if type(value) is dict else _expected("object", value)
-    checks = _checks(properties)
+    checks = {name: (index, clean_types, check) for index, (name, clean_types, check) in enumerate(_checks(properties))}
+    required = tuple((name, checks[name]) for name, field in properties.items() if field.required)
 
     def to_object(value: Any) -> Any:
         if type(value) is not dict:
             return _expected("object", value)
         out = None  # copied on the first change: most objects are clean already
-        issues: list[tuple[str, str]] | None = None
-        for name, clean_types, check in checks:
-            v = value.get(name, MISSING)
-            if type(v) in clean_types:
+        issues: list[tuple[int, str, str]] | None = None
+        for name, v in value.items():
+            entry = checks.get(name)
+            if entry is None or type(v) in entry[1]:  # undeclared keys are kept as they are
                 continue
-            result = check(v)
+            result = entry[2](v)
             if result is v:
                 continue
             if type(result) is _Invalid:
                 issues = issues or []
-                issues.extend((f".{name}{where}", text) for where, text in result.issues)
+                issues.extend((entry[0], f".{name}{where}", text) for where, text in result.issues)
                 continue
             if out is None:
                 out = dict(value)
@@ -288,8 +289,15 @@ def _object_converter(properties: Mapping[str, Field] | None) -> Converter:
                 del out[name]
             else:
                 out[name] = result
+        for name, (index, _, check) in required:
+            if name not in value:
+                result = check(MISSING)
+                if type(result) is _Invalid:
+                    issues = issues or []
+                    issues.extend((index, f".{name}{where}", text) for where, text in result.issues)
         if issues:
-            return _Invalid(issues)
+            issues.sort(key=lambda issue: issue[0])  # in the sub-fields' order, as declared
+            return _Invalid([(where, text) for _, where, text in issues])
         return value if out is None else out
     return to_object
 
