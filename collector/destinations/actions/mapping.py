@@ -221,6 +221,8 @@ def _getter(path: tuple[str | int, ...], copy: bool) -> Resolver:
                     return MISSING
                 v = data.get(a, MISSING)
                 return _copy_json(v) if copy and type(v) in _CONTAINERS else v
+            get1.key_path = (a,)  # type: ignore[attr-defined]  # inlined by _build_object
+            get1.copies = copy  # type: ignore[attr-defined]
             return get1
         if len(keys) == 2:
             a, b = keys
@@ -233,6 +235,8 @@ def _getter(path: tuple[str | int, ...], copy: bool) -> Resolver:
                     return MISSING
                 v = v.get(b, MISSING)
                 return _copy_json(v) if copy and type(v) in _CONTAINERS else v
+            get2.key_path = (a, b)  # type: ignore[attr-defined]
+            get2.copies = copy  # type: ignore[attr-defined]
             return get2
         a, b, c = keys
 
@@ -357,11 +361,33 @@ def _build_list(items: tuple[Resolver, ...]) -> Resolver:
 
 
 def _build_object(entries: tuple[tuple[str, Resolver | None, Any], ...]) -> Callable[[Any], dict]:
-    """Entries are (key, resolver, constant); a scalar literal has no resolver and is stored as is."""
+    """Entries are (key, resolver, constant); a scalar literal has no resolver and is stored as is.
+    A one- or two-key @path is looked up here rather than through its resolver: most fields of a
+    mapping are such paths, and a call per field was most of a wide mapping's cost."""
+    steps = []
+    for key, resolve, constant in entries:
+        path = getattr(resolve, "key_path", None)
+        if path is None:
+            steps.append((key, resolve, constant, None, None, False))
+        else:
+            steps.append((key, resolve, constant, path[0], path[1] if len(path) > 1 else None, resolve.copies))
+
     def build(data: Any) -> dict[str, Any]:
         out = {}
-        for key, resolve, constant in entries:
-            if resolve is None:
+        is_dict = type(data) is dict
+        for key, resolve, constant, first, second, copies in steps:
+            if first is not None:
+                if not is_dict:
+                    continue
+                v = data.get(first, MISSING)
+                if second is not None:
+                    if type(v) is not dict:
+                        continue
+                    v = v.get(second, MISSING)
+                if v is MISSING:
+                    continue
+                out[key] = _copy_json(v) if copies and type(v) in _CONTAINERS else v
+            elif resolve is None:
                 out[key] = constant
             else:
                 v = resolve(data)
