@@ -90,6 +90,8 @@ class Subscription:
     matches: Predicate
     # event -> validated, hashed payload; raises PayloadError
     prepare: Callable[[dict], dict]
+    # event -> the mapped payload, before validation and hashing (prepare's first step)
+    mapping: Callable[[dict], dict]
     # payload -> the key that parts its batches (None: no batch keys)
     batch_key: Callable[[dict], Hashable] | None
 
@@ -231,7 +233,7 @@ def _compile_plan(cls: type[ActionDestination], plan: _Plan, action: Action, ind
         return None
     return Subscription(index, plan.name, action, plan.trigger, matches,
                         _preparer(mapping, compile_validator(action.fields), _hasher_of(action.fields, action.hash_style)),
-                        _batch_key(action.batch_keys))
+                        mapping, _batch_key(action.batch_keys))
 
 
 def _preparer(mapping: Callable[[dict], dict], validate: Callable[[dict], dict],
