@@ -10,24 +10,7 @@ from typing import Any
 from collector.destinations.base import Envelope
 from collector.destinations.parquet.tables import rows_for
 from tests.destinations.fakes import ErrorCase, Fake
-
-
-def read_table(root: Path | str, table: str) -> list[dict[str, Any]]:
-    """Every row of one table in a lake directory, with its partition columns, via DuckDB."""
-    import duckdb
-
-    pattern = f"{root}/{table}/**/*.parquet"
-    connection = duckdb.connect()
-    try:
-        result = connection.sql(f"select * from read_parquet('{pattern}', hive_partitioning=true, union_by_name=true)")
-        names = result.columns
-        return [dict(zip(names, values)) for values in result.fetchall()]
-    finally:
-        connection.close()
-
-
-def tables_in(root: Path | str) -> list[str]:
-    return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("_"))
+from tests.destinations.parquet.lake import read_table, tables_in
 
 
 def _path_is_a_file(fake: ContractFake) -> None:

@@ -12,7 +12,7 @@ import pytest
 from collector.destinations.parquet import stores
 from tests.destinations.fakes import build, envelopes, started, stored_events
 
-from .fake import read_table, tables_in
+from .lake import read_table, tables_in
 
 
 def settings(root: Path) -> dict:

@@ -15,7 +15,7 @@ from tests.destinations.fakes import build, envelopes, started
 from tests.support.brokers import MotoS3
 from tests.support.process import free_port
 
-from .fake import read_table
+from .lake import read_table
 
 BUCKET = "lake"
 
