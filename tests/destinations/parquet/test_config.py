@@ -35,3 +35,8 @@ def test_exactly_one_of_path_and_s3() -> None:
 def test_s3_keys_come_in_pairs() -> None:
     assert any("both access_key_id and secret_access_key" in e
                for e in config_errors("type: parquet\ns3: {bucket: b, access_key_id: k}"))
+
+
+def test_a_batch_key_written_changes_only_that_key() -> None:
+    config = load("type: parquet\npath: lake\nbatch: {max_wait: 5s}")
+    assert (config.batch.max_events, config.batch.max_bytes, config.batch.max_wait) == (10_000, 16 * 1024**2, 5)
