@@ -127,8 +127,12 @@ class PostgresDestination(Destination):
         import asyncpg
 
         c = self.config
+        # A load's staging tables stay in memory up to temp_buffers (8MB by default: a few
+        # thousand events); it can only be set before a session's first temporary table.
         options: dict[str, Any] = {"min_size": 1, "max_size": c.concurrency, "timeout": c.timeout,
                                    "command_timeout": c.timeout}
+        if not c.redshift:
+            options["server_settings"] = {"temp_buffers": "128MB"}
         if c.dsn is not None:
             return await asyncpg.create_pool(c.dsn, **options)
         return await asyncpg.create_pool(host=c.host, port=c.port, user=c.user, password=c.password,

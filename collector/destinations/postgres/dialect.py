@@ -63,10 +63,11 @@ class Dialect:
         return [] if self.on_conflict else [f"DROP TABLE IF EXISTS {quote(staging)}"]
 
     def merge_events(self, schema: str, table: str, staging: str, columns: list[str]) -> list[str]:
-        """Insert the staged rows whose id the table does not have yet; one row per id."""
+        """Insert the staged rows whose id the table does not have yet."""
         target, cols = f"{quote(schema)}.{quote(table)}", ", ".join(quote(c) for c in columns)
         if self.on_conflict:
-            return [f"INSERT INTO {target} ({cols}) SELECT DISTINCT ON (\"id\") {cols} FROM {quote(staging)} "
+            # The staged rows have distinct ids (load.tables_of keeps one row per messageId).
+            return [f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {quote(staging)} "
                     f"ON CONFLICT (\"id\") DO NOTHING"]
         return [
             f"DELETE FROM {quote(staging)} USING {target} WHERE {quote(staging)}.\"id\" = {target}.\"id\"",

@@ -20,6 +20,7 @@ from collector.destinations.postgres.schema import (
     COERCE_NAIVE_TIME,
     MISFIT,
     SYSTEM_TYPES,
+    UNCHANGED,
     infer_type,
     rows_for,
 )
@@ -45,11 +46,16 @@ class LoadResult:
 
 
 def tables_of(events: list[dict], limit: int) -> dict[str, list[dict[str, Any]]]:
-    """Rows by table for these events; ``users`` holds one row per user, its traits merged in the
+    """Rows by table for these events, one per messageId; ``users`` holds one row per user, its traits merged in the
     order the identifies were received (a later non-null value wins)."""
     tables: dict[str, list[dict[str, Any]]] = {}
     users: dict[str, dict[str, Any]] = {}
+    seen: set[Any] = set()
     for event in events:
+        message_id = event.get("messageId")
+        if message_id in seen:  # a copy within the batch: the table keeps the first
+            continue
+        seen.add(message_id)
         for table, row in rows_for(event, limit):
             if table == "users":
                 users.setdefault(str(row["id"]), []).append(row)  # type: ignore[arg-type]
@@ -138,30 +144,40 @@ async def _add_missing(conn: Any, dialect: Dialect, schema: str, wanted: dict[st
 
 def _records(table: str, rows: list[dict[str, Any]], columns: list[str], known: dict[str, str | None],
              dialect: Dialect, uuid_ts: datetime, result: LoadResult) -> list[tuple]:
+    """The rows as tuples in ``columns`` order, plus uuid_ts, each value coerced to its column."""
     coercers = COERCE if dialect.types["datetime"] != "timestamp" else COERCE_NAIVE_TIME
-    plan = [(c, coercers.get(known.get(c) or "", _unwritable)) for c in columns]
+    plan = [(c, coercers.get(known.get(c) or "", _unwritable), UNCHANGED.get(known.get(c) or "", _Never))
+            for c in columns]
     records = []
     for row in rows:
         record = []
-        for column, coerce in plan:
-            value = row.get(column)
-            if value is not None:
-                fitted = coerce(value)
-                if fitted is MISFIT:
-                    result.misfit_count += 1
-                    result.misfits_by_table[table] = result.misfits_by_table.get(table, 0) + 1
-                    if len(result.misfits) < 20:
-                        result.misfits.append(Misfit(table, column, known.get(column) or "unknown", value))
-                    fitted = None
-                value = fitted
+        get = row.get
+        for column, coerce, unchanged in plan:
+            value = get(column)
+            if value is not None and type(value) is not unchanged:
+                value = coerce(value)
+                if value is MISFIT:
+                    value = None
+                    _misfit(result, table, column, known.get(column), get(column))
             record.append(value)
         record.append(uuid_ts)
         records.append(tuple(record))
     return records
 
 
+def _misfit(result: LoadResult, table: str, column: str, kind: str | None, value: Any) -> None:
+    result.misfit_count += 1
+    result.misfits_by_table[table] = result.misfits_by_table.get(table, 0) + 1
+    if len(result.misfits) < 20:
+        result.misfits.append(Misfit(table, column, kind or "unknown", value))
+
+
 def _unwritable(value: Any) -> Any:
     return MISFIT
+
+
+class _Never:
+    """No value is of this type: every value goes through its coercer."""
 
 
 async def _stage(conn: Any, dialect: Dialect, staging: str, columns: list[str], records: list[tuple]) -> None:

@@ -81,24 +81,61 @@ def event_table(event_name: Any, limit: int = 63) -> str | None:
     return "_" + name if name in SYSTEM_TABLES else name
 
 
+# (prefix, limit) -> key -> (the joined name, for nesting; the column name, "" when discarded).
+# Property names repeat from event to event: snake-casing each once keeps it off the hot path.
+_NAMES: dict[tuple[str, int], dict[str, tuple[str, str]]] = {}
+_NAMES_PER_PREFIX = 50_000
+
+
+def _name(prefix: str, key: str, limit: int) -> tuple[str, str]:
+    joined = prefix + snake_case(key) if prefix else identifier(key, limit)
+    column = joined[:limit] if joined and joined not in SYSTEM_COLUMNS else ""
+    return joined, column
+
+
+_EVENT_NAMES: dict[tuple[Any, int], tuple[str | None, str | None]] = {}
+
+
+def _event_names(name: Any, limit: int) -> tuple[str | None, str | None]:
+    """(the ``event`` column, the event's own table) of a track's event name, remembered."""
+    key = (name, limit) if isinstance(name, str) else (None, limit)
+    names = _EVENT_NAMES.get(key)
+    if names is None:
+        names = (identifier(name, limit) if isinstance(name, str) else None, event_table(name, limit))
+        if len(_EVENT_NAMES) < _NAMES_PER_PREFIX:
+            _EVENT_NAMES[key] = names
+    return names
+
+
 def flatten(obj: dict, prefix: str, out: dict[str, Any], limit: int = 63) -> None:
     """Nested objects joined with ``_``; arrays as JSON text; nulls dropped; reserved names discarded."""
+    names = _NAMES.get((prefix, limit))
+    if names is None:
+        names = _NAMES.setdefault((prefix, limit), {})
     for key, value in obj.items():
         if value is None:
             continue
-        name = prefix + snake_case(key) if prefix else identifier(key, limit)
-        if isinstance(value, dict):
-            flatten(value, name + "_", out, limit)
-        elif name and name not in SYSTEM_COLUMNS:
-            out[name[:limit]] = msgspec.json.encode(value).decode() if isinstance(value, list) else value
+        known = names.get(key)
+        if known is None:
+            known = _name(prefix, key, limit)
+            if len(names) < _NAMES_PER_PREFIX:
+                names[key] = known
+        if type(value) is dict:
+            flatten(value, known[0] + "_", out, limit)
+        elif known[1]:
+            out[known[1]] = msgspec.json.encode(value).decode() if type(value) is list else value
+
+
+_COMMON = (("received_at", "receivedAt"), ("sent_at", "sentAt"), ("timestamp", "timestamp"),
+           ("original_timestamp", "originalTimestamp"), ("user_id", "userId"), ("anonymous_id", "anonymousId"),
+           ("channel", "channel"))
 
 
 def _common(event: dict, table: str, limit: int) -> dict[str, Any]:
     row: dict[str, Any] = {"id": event.get("messageId")}
-    for column, key in (("received_at", "receivedAt"), ("sent_at", "sentAt"), ("timestamp", "timestamp"),
-                        ("original_timestamp", "originalTimestamp"), ("user_id", "userId"),
-                        ("anonymous_id", "anonymousId"), ("channel", "channel")):
-        value = event.get(key)
+    get = event.get
+    for column, key in _COMMON:
+        value = get(key)
         if value is not None and value != "":
             row[column] = value
     context = event.get("context")
@@ -118,8 +155,7 @@ def rows_for(event: dict, limit: int = 63) -> list[tuple[str, dict[str, Any]]]:
     if kind == "track":
         name = event.get("event")
         row["event_text"] = name
-        row["event"] = identifier(name, limit) if isinstance(name, str) else None
-        own = event_table(name, limit)
+        row["event"], own = _event_names(name, limit)
         rows = [("tracks", row)]
         if own:
             detailed = dict(row)
@@ -173,7 +209,10 @@ def parse_datetime(value: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if parsed.tzinfo is None:
+    tz = parsed.tzinfo
+    if tz is timezone.utc:
+        return parsed
+    if tz is None:
         return parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
 
@@ -228,5 +267,7 @@ COERCE: dict[str, Callable[[Any], Any]] = {
     INT: _to_int, FLOAT: _to_float, STRING: _to_string, BOOLEAN: _to_bool, DATETIME: _to_datetime,
     JSON: _to_string,
 }
+# Values of this Python type go into a column of that type as they are (no call per value).
+UNCHANGED: dict[str, type] = {FLOAT: float, STRING: str, BOOLEAN: bool}  # not int: its range is checked
 # Redshift's ``timestamp`` has no time zone: UTC, naive.
 COERCE_NAIVE_TIME: dict[str, Callable[[Any], Any]] = {**COERCE, DATETIME: _to_naive_datetime}

@@ -13,7 +13,7 @@ def test_postgres_tables_have_a_primary_key_and_merge_with_on_conflict() -> None
                    '"received_at" timestamptz, "n" bigint)')
     assert POSTGRES.add_column("web", "t", "x", FLOAT) == 'ALTER TABLE "web"."t" ADD COLUMN IF NOT EXISTS "x" numeric'
     [merge] = POSTGRES.merge_events("web", "t", "staging_0", ["id", "n"])
-    assert merge == ('INSERT INTO "web"."t" ("id", "n") SELECT DISTINCT ON ("id") "id", "n" FROM "staging_0" '
+    assert merge == ('INSERT INTO "web"."t" ("id", "n") SELECT "id", "n" FROM "staging_0" '
                      'ON CONFLICT ("id") DO NOTHING')
     [upsert] = POSTGRES.merge_users("web", "staging_1", ["id", "received_at", "plan", "uuid_ts"], [])
     assert 'ON CONFLICT ("id") DO UPDATE SET' in upsert
