@@ -23,6 +23,9 @@ from collector.destinations.parquet.tables import iso_ms, rows_for, source_name
 
 
 class ParquetDestination(Destination):
+    """Write events as Parquet files, one table per event type or name as in Segment's warehouse
+    schema, partitioned by source and day, to a local directory or an S3-compatible bucket."""
+
     Config = ParquetConfig
     display_name = "Parquet"
     config: ParquetConfig

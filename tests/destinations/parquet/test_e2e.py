@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from collector.destinations.parquet.stores import STAGING
 from tests.destinations.stream_e2e import (
@@ -98,3 +99,28 @@ def all_ids(root: Path) -> set[str]:
     if not root.exists() or not tables_in(root):
         return set()
     return {i for counter in ids_by_table(root).values() for i in counter}
+
+
+def test_sdk_events_land_in_an_s3_bucket(collector_factory, tmp_path: Path) -> None:
+    import urllib.request
+
+    from tests.support.brokers import MotoS3
+
+    from .test_s3 import BUCKET, download
+
+    if MotoS3.binary() is None:
+        pytest.skip("moto_server is not installed")
+    events = make_events(users=4, per_user=6)
+    with MotoS3(tmp_path / "moto") as moto:
+        with urllib.request.urlopen(urllib.request.Request(f"{moto.url}/{BUCKET}", method="PUT"), timeout=10):
+            pass
+        collector = collector_factory(collector_config(
+            {"type": "parquet", "s3": {"bucket": BUCKET, "prefix": "e2e", "endpoint": moto.url,
+                                       "access_key_id": "testing", "secret_access_key": "testing"}},
+            max_events=10))
+        send_with_sdk(collector, events)
+        wait_delivered(collector, len(events))
+        assert collector.stop() == 0
+        download(moto, "e2e", tmp_path / "copy")
+    expected = expected_tables(events)
+    assert ids_by_table(tmp_path / "copy") == {t: Counter(ids) for t, ids in expected.items()}
