@@ -43,26 +43,26 @@ class ParquetDestination(Destination):
         self._store = store_for(self.config.path, self.config.s3)
 
     async def send(self, batch: list[Envelope]) -> Outcome:
-        files = files_for(batch)
         try:
             if not self._opened:
                 async with self._opening:
                     if not self._opened:
                         await asyncio.to_thread(self._store.open)
                         self._opened = True
-            await asyncio.to_thread(self._write, files)
+            # Rows, Parquet encoding and the write all happen off the event loop.
+            await asyncio.to_thread(self._write, batch)
         except OSError as error:  # the disk or the object store: both may recover
             return retry(f"{type(error).__name__}: {error}")
         return DELIVERED
 
-    def _write(self, files: dict[str, list[dict[str, Any]]]) -> None:
+    def _write(self, batch: list[Envelope]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         from collector.destinations.parquet.columns import arrow_table
 
         compression = None if self.config.compression == "none" else self.config.compression
-        for key, rows in files.items():
+        for key, rows in files_for(batch).items():
             sink = pa.BufferOutputStream()
             pq.write_table(arrow_table(rows), sink, compression=compression)
             self._store.put(key, sink.getvalue().to_pybytes())
