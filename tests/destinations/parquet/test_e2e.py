@@ -60,6 +60,9 @@ def test_sdk_events_land_once_each_in_their_tables(collector_factory, tmp_path: 
         sent = by_id[row["id"]]
         assert (row["user_id"], row["step"]) == (sent["userId"], sent["traits"]["step"])
     assert {r["name"] for r in read_table(root, "pages")} == {"Pricing"}
+    # Files are closed with their batch: max_events bounds the rows in each.
+    sizes = [pq.read_metadata(path).num_rows for path in (root / "tracks").rglob("*.parquet")]
+    assert len(sizes) > 1 and max(sizes) <= 10 and sum(sizes) == len(expected["tracks"])
     assert collector.metric("collector_dead_lettered_events_total", destination=DESTINATION) == 0
 
 
