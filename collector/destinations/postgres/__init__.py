@@ -32,7 +32,7 @@ from collector.destinations.base import (
     retry,
 )
 from collector.destinations.postgres.dialect import POSTGRES, REDSHIFT, Dialect
-from collector.destinations.postgres.load import LoadResult, load
+from collector.destinations.postgres.load import LoadResult, NotATable, load
 from collector.destinations.postgres.schema import schema_name
 from collector.destinations.stream_support import SharedConnection, describe, redact_url
 
@@ -168,6 +168,8 @@ class PostgresDestination(Destination):
     def _outcome(self, error: BaseException, schema: str) -> Outcome:
         state = getattr(error, "sqlstate", None)
         reason = f"PostgreSQL schema {schema}: {describe(error)}"
+        if isinstance(error, NotATable):
+            return reject(reason)
         if not isinstance(state, str):
             return retry(reason)  # connection lost, timed out, refused: no answer from the server
         if state[:2] in _RETRY_CLASSES or state in _RETRY_STATES:

@@ -22,6 +22,7 @@ from collector.destinations.postgres.schema import (
     SYSTEM_TYPES,
     UNCHANGED,
     infer_type,
+    parse_datetime,
     rows_for,
 )
 
@@ -64,13 +65,26 @@ def tables_of(events: list[dict], limit: int) -> dict[str, list[dict[str, Any]]]
     if users:
         merged = []
         for rows in users.values():  # type: ignore[assignment]
-            rows.sort(key=lambda r: str(r.get("received_at") or ""))  # type: ignore[attr-defined]
+            if len(rows) > 1:  # type: ignore[arg-type]
+                rows.sort(key=_received)  # type: ignore[attr-defined]
             user: dict[str, Any] = {}
             for row in rows:  # type: ignore[attr-defined]
                 user.update(row)
             merged.append(user)
         tables["users"] = merged
     return tables
+
+
+_NEVER = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _received(row: dict[str, Any]) -> datetime:
+    value = row.get("received_at")
+    return (parse_datetime(value) if isinstance(value, str) else None) or _NEVER
+
+
+class NotATable(Exception):
+    """A name the loader needs is taken by something that is not a table (a view, say): no retry helps."""
 
 
 def columns_of(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -108,7 +122,9 @@ async def load(conn: Any, dialect: Dialect, schema: str, events: list[dict],
         if await _add_missing(conn, dialect, schema, wanted, catalogue):
             catalogue = await read_catalogue(conn, dialect, schema)
         for number, (table, rows) in enumerate(tables.items()):
-            known = catalogue[table]
+            known = catalogue.get(table)
+            if known is None:
+                raise NotATable(f"{schema}.{table} exists but is not a table")
             columns = [c for c in wanted[table] if c != "uuid_ts"]
             records = _records(table, rows, columns, known, dialect, uuid_ts, result)
             columns.append("uuid_ts")

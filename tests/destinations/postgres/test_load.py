@@ -167,6 +167,22 @@ async def test_a_schema_change_refused_for_good_rejects_with_the_reason(pg: Any,
     assert await tables(pg, schema) == set()
 
 
+async def test_a_view_in_the_way_of_a_table_rejects(pg: Any, schema: str, tmp_path: Path) -> None:
+    await pg.execute(f'CREATE SCHEMA "{schema}"')
+    await pg.execute(f'CREATE VIEW "{schema}".signed_up AS SELECT 1 AS id')
+    outcome, _ = await send(schema, tmp_path, wrap([track("m1", name="Signed Up")]))
+    assert outcome.kind == "reject" and f"{schema}.signed_up exists but is not a table" in outcome.reason, outcome
+    assert await tables(pg, schema) == {"signed_up"}  # the view; the tables created in the load rolled back
+
+
+async def test_users_merge_in_received_order_whatever_the_time_format(pg: Any, schema: str, tmp_path: Path) -> None:
+    batch = [identify("i1", "u1", "2024-01-01T00:00:00.500Z", plan="later"),
+             identify("i2", "u1", "2024-01-01T00:00:00Z", plan="earlier")]
+    outcome, _ = await send(schema, tmp_path, wrap(batch))
+    assert outcome.ok, outcome
+    assert await pg.fetchval(f'SELECT plan FROM "{schema}".users') == "later"
+
+
 async def test_default_schema_is_the_source_name_snake_cased(pg: Any, tmp_path: Path) -> None:
     token = uuid.uuid4().hex[:10]
     source = f"Web App {token}"
