@@ -16,6 +16,7 @@ import asyncio
 import tempfile
 import time
 import uuid
+from datetime import datetime, timezone
 
 from typing import Any
 
@@ -35,16 +36,23 @@ CONTEXT = {
 }
 
 
+def stamp(i: int, ms: int) -> str:
+    """A distinct time for each i (a second apart), as the collector stores times."""
+    seconds = 1_732_800_000 + i
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms:03d}Z"
+
+
 def make_events(count: int) -> list[Envelope]:
-    """Six tracks (of five names), two identifies and two pages in every ten events."""
+    """Six tracks (of five names), two identifies and two pages in every ten events, of 5,000 users."""
     run = uuid.uuid4().hex[:8]
     out = []
     for i in range(count):
         user = i % 5000
         base: dict[str, Any] = {
             "messageId": f"{run}-{i}", "anonymousId": f"anon-{user}", "userId": f"user-{user}",
-            "receivedAt": "2024-11-28T13:26:00.373Z", "sentAt": "2024-11-28T13:26:00.350Z",
-            "timestamp": "2024-11-28T13:26:00.123Z", "originalTimestamp": "2024-11-28T13:26:00.100Z",
+            # receivedAt and sentAt: one a request of 100 events; the event's own times: one each.
+            "receivedAt": stamp(i // 100 * 100, 373), "sentAt": stamp(i // 100 * 100, 350),
+            "timestamp": stamp(i, 123), "originalTimestamp": stamp(i, 100),
             "context": CONTEXT,
         }
         kind = i % 10

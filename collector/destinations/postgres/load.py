@@ -18,6 +18,7 @@ from collector.destinations.postgres.dialect import Dialect, quote
 from collector.destinations.postgres.schema import (
     COERCE,
     COERCE_NAIVE_TIME,
+    DATETIME,
     MISFIT,
     SYSTEM_TYPES,
     UNCHANGED,
@@ -162,8 +163,12 @@ def _records(table: str, rows: list[dict[str, Any]], columns: list[str], known: 
              dialect: Dialect, uuid_ts: datetime, result: LoadResult) -> list[tuple]:
     """The rows as tuples in ``columns`` order, plus uuid_ts, each value coerced to its column."""
     coercers = COERCE if dialect.types["datetime"] != "timestamp" else COERCE_NAIVE_TIME
-    plan = [(c, coercers.get(known.get(c) or "", _unwritable), UNCHANGED.get(known.get(c) or "", _Never))
-            for c in columns]
+    # Times repeat within a load (every event of a request has its receivedAt and sentAt): each
+    # distinct one is parsed once.
+    times: dict[str, Any] = {}
+    to_time = _remembering(coercers[DATETIME], times)
+    plan = [(c, to_time if known.get(c) == DATETIME else coercers.get(known.get(c) or "", _unwritable),
+             UNCHANGED.get(known.get(c) or "", _Never)) for c in columns]
     records = []
     for row in rows:
         record = []
@@ -179,6 +184,17 @@ def _records(table: str, rows: list[dict[str, Any]], columns: list[str], known: 
         record.append(uuid_ts)
         records.append(tuple(record))
     return records
+
+
+def _remembering(coerce: Any, seen: dict[str, Any]) -> Any:
+    def fitted(value: Any) -> Any:
+        if type(value) is not str:
+            return coerce(value)
+        result = seen.get(value)
+        if result is None:
+            result = seen[value] = coerce(value)
+        return result
+    return fitted
 
 
 def _misfit(result: LoadResult, table: str, column: str, kind: str | None, value: Any) -> None:

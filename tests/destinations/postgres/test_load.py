@@ -85,12 +85,15 @@ async def test_new_properties_become_columns(pg: Any, schema: str, tmp_path: Pat
 
 async def test_a_value_that_does_not_fit_is_null_and_counted(pg: Any, schema: str, tmp_path: Path) -> None:
     async with started(destination(schema, tmp_path)) as d:
-        assert (await d.send(wrap([track("m1", quantity=3, paid=True, note="first")]))).ok
-        outcome = await d.send(wrap([track("m2", quantity="three", paid="yes", note=5)]))
+        assert (await d.send(wrap([track("m1", quantity=3, paid=True, note="first", due="2024-01-01T00:00:00Z")]))).ok
+        outcome = await d.send(wrap([track("m2", quantity="three", paid="yes", note=5, due="soon"),
+                                     track("m3", due="2024-02-01T00:00:00Z")]))
         assert outcome.ok, outcome
-        assert d.misfit_count == 2
-    rows = await pg.fetch(f'SELECT id, quantity, paid, note FROM "{schema}".order_completed ORDER BY id')
-    assert [tuple(r) for r in rows] == [("m1", 3, True, "first"), ("m2", None, None, "5")]
+        assert d.misfit_count == 3
+    rows = await pg.fetch(f'SELECT id, quantity, paid, note, due FROM "{schema}".order_completed ORDER BY id')
+    assert [tuple(r) for r in rows] == [
+        ("m1", 3, True, "first", datetime(2024, 1, 1, tzinfo=timezone.utc)), ("m2", None, None, "5", None),
+        ("m3", None, None, None, datetime(2024, 2, 1, tzinfo=timezone.utc))]
 
 
 async def test_users_hold_the_latest_traits(pg: Any, schema: str, tmp_path: Path) -> None:
