@@ -128,7 +128,7 @@ class PostgresDestination(Destination):
 
         c = self.config
         # A load's staging tables stay in memory up to temp_buffers (8MB by default: a few
-        # thousand events); it can only be set before a session's first temporary table.
+        # thousand events); it can only be set before a connection's first temporary table.
         options: dict[str, Any] = {"min_size": 1, "max_size": c.concurrency, "timeout": c.timeout,
                                    "command_timeout": c.timeout}
         if not c.redshift:
