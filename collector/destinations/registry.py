@@ -17,6 +17,8 @@ _REGISTRY: dict[str, str] = {
     "redis": "collector.destinations.redis_stream.RedisStreamDestination",
     "rabbitmq": "collector.destinations.rabbitmq.RabbitMQDestination",
     "mqtt": "collector.destinations.mqtt.MqttDestination",
+    "parquet": "collector.destinations.parquet.destination.ParquetDestination",
+    "postgres": "collector.destinations.postgres.PostgresDestination",
     "google_ads": "collector.destinations.google_ads.GoogleAds",
     "mixpanel": "collector.destinations.mixpanel.Mixpanel",
     "google_analytics_4": "collector.destinations.google_analytics_4.GoogleAnalytics4",
