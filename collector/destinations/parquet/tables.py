@@ -11,63 +11,24 @@ discarded. ``users`` is an upserted table, which append-only files cannot be: it
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
 
-SYSTEM_TABLES = frozenset({"tracks", "pages", "screens", "aliases", "groups", "accounts", "users", "identifies"})
-TABLE_OF_TYPE = {"identify": "identifies", "page": "pages", "screen": "screens", "group": "groups",
-                 "alias": "aliases", "track": "tracks"}
-# Columns filled from the message itself; a property or trait of the same name is discarded.
-SYSTEM_COLUMNS = frozenset({
-    "id", "received_at", "sent_at", "original_timestamp", "timestamp", "uuid_ts", "loaded_at", "uuid",
-    "event", "event_text", "user_id", "anonymous_id", "channel", "group_id", "previous_id",
-})
+from collector.destinations.warehouse_names import (  # noqa: F401 -- part of this module's API
+    SYSTEM_COLUMNS, SYSTEM_TABLES, TABLE_OF_TYPE, event_table, identifier, schema_name, snake_case,
+)
+
 _COPIED = (("anonymousId", "anonymous_id"), ("userId", "user_id"), ("sentAt", "sent_at"),
            ("originalTimestamp", "original_timestamp"), ("timestamp", "timestamp"), ("channel", "channel"))
 
-_PLAIN = re.compile(r"[a-z0-9_]*")
-_WORDS = re.compile(r"[A-Z0-9]*[a-z]*")
-_NOT_WORD = re.compile(r"[^A-Za-z0-9]+")
 _json = msgspec.json.Encoder()
 
 
-def snake_case(text: str) -> str:
-    """segmentio/go-snakecase: a word is a run of uppercase letters or digits followed by a run of
-    lowercase letters; anything else separates words."""
-    if _PLAIN.fullmatch(text):
-        return text
-    words: list[str] = []
-    for chunk in _NOT_WORD.split(text):
-        words += [w.lower() for w in _WORDS.findall(chunk) if w]
-    return "_".join(words)
-
-
-def identifier(text: str) -> str:
-    """A table or column name: snake-cased, ``_`` before a leading digit ("" when nothing is left)."""
-    name = snake_case(text)
-    return "_" + name if name[:1].isdigit() else name
-
-
 def source_name(source: str) -> str:
-    """A source's partition value, named as Segment names its schema: alphanumeric runs
-    snake-cased and joined by ``_``; ``_`` before a leading digit; ``stringempty`` when empty."""
-    name = "_".join(snake_case(part) for part in _NOT_WORD.split(source) if part)
-    if not name:
-        return "stringempty"
-    return "_" + name if name[0].isdigit() else name
-
-
-def event_table(event_name: Any) -> str | None:
-    """A track's own table; None when the name leaves nothing. A name like a system table gets ``_``."""
-    if not isinstance(event_name, str):
-        return None
-    name = identifier(event_name)
-    if not name:
-        return None
-    return "_" + name if name in SYSTEM_TABLES else name
+    """A source's partition value, named as Segment names its schema."""
+    return schema_name(source)
 
 
 def flatten(values: Any, prefix: str, into: dict[str, Any], skip_system: bool) -> None:

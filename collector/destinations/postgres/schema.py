@@ -17,18 +17,13 @@ from typing import Any, Callable
 
 import msgspec
 
+from collector.destinations.warehouse_names import (  # noqa: F401 -- part of this module's API
+    SYSTEM_COLUMNS, SYSTEM_TABLES, TABLE_OF_TYPE, event_table, identifier, schema_name, snake_case,
+)
+
 # The logical column types (Segment's); each dialect names them physically.
 INT, FLOAT, STRING, DATETIME, BOOLEAN, JSON = "int", "float", "string", "datetime", "boolean", "json"
 
-SYSTEM_TABLES = frozenset({"tracks", "pages", "screens", "aliases", "groups", "accounts", "users", "identifies"})
-TABLE_OF_TYPE = {"identify": "identifies", "page": "pages", "screen": "screens", "group": "groups",
-                 "alias": "aliases", "track": "tracks"}
-
-# Columns the loader fills; a property or trait of the same name is discarded.
-SYSTEM_COLUMNS = frozenset({
-    "id", "received_at", "sent_at", "original_timestamp", "timestamp", "uuid_ts", "loaded_at", "uuid",
-    "event", "event_text", "user_id", "anonymous_id", "channel", "group_id", "previous_id",
-})
 # Columns whose type is fixed whatever value arrives first.
 SYSTEM_TYPES: dict[str, str] = {
     "id": STRING, "received_at": DATETIME, "sent_at": DATETIME, "original_timestamp": DATETIME,
@@ -37,48 +32,7 @@ SYSTEM_TYPES: dict[str, str] = {
     "name": STRING, "category": STRING,
 }
 
-_PLAIN = re.compile(r"[a-z0-9_]*")
-_WORDS = re.compile(r"[A-Z0-9]*[a-z]*")
 _ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
-_NOT_WORD = re.compile(r"[^A-Za-z0-9]+")
-
-
-def snake_case(text: str) -> str:
-    """segmentio/go-snakecase: a word is a run of uppercase letters or digits followed by a run of
-    lowercase letters; anything else (spaces, punctuation, non-ASCII) separates words."""
-    if _PLAIN.fullmatch(text):
-        return text
-    words = []
-    for chunk in _NOT_WORD.split(text):
-        words += [w.lower() for w in _WORDS.findall(chunk) if w]
-    return "_".join(words)
-
-
-def identifier(text: str, limit: int = 63) -> str:
-    """A column or table name: snake-cased, ``_`` before a leading digit, cut to ``limit``."""
-    name = snake_case(text)
-    if name[:1].isdigit():
-        name = "_" + name
-    return name[:limit]
-
-
-def schema_name(source: str, limit: int = 63) -> str:
-    """The schema of a source: its alphanumeric runs snake-cased and joined by ``_``; ``_`` before a
-    leading digit; ``stringempty`` when nothing is left."""
-    name = "_".join(snake_case(part) for part in _NOT_WORD.split(source) if part)
-    if not name:
-        return "stringempty"
-    return ("_" + name if name[0].isdigit() else name)[:limit]
-
-
-def event_table(event_name: Any, limit: int = 63) -> str | None:
-    """The table of a track call's event name; None when the name leaves nothing (no own table)."""
-    if not isinstance(event_name, str):
-        return None
-    name = identifier(event_name, limit)
-    if not name:
-        return None
-    return "_" + name if name in SYSTEM_TABLES else name
 
 
 # (prefix, limit) -> key -> (the joined name, for nesting; the column name, "" when discarded).
