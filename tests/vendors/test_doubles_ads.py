@@ -54,7 +54,6 @@ def _jwt(claims: dict[str, Any], private_key: Any = None, alg: str = "RS256") ->
 
 @pytest.fixture(scope="module")
 def rsa_keys() -> tuple[Any, bytes]:
-    pytest.importorskip("cryptography")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 

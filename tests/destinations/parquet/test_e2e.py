@@ -111,8 +111,7 @@ def test_sdk_events_land_in_an_s3_bucket(collector_factory, tmp_path: Path) -> N
 
     from .test_s3 import BUCKET, download
 
-    if MotoS3.binary() is None:
-        pytest.skip("moto_server is not installed")
+    assert MotoS3.binary() is not None, "moto_server missing: moto[server] is a test dependency (pyproject.toml)"
     events = make_events(users=4, per_user=6)
     with MotoS3(tmp_path / "moto") as moto:
         with urllib.request.urlopen(urllib.request.Request(f"{moto.url}/{BUCKET}", method="PUT"), timeout=10):

@@ -22,8 +22,7 @@ BUCKET = "lake"
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory):
-    if MotoS3.binary() is None:
-        pytest.skip("moto_server is not installed")
+    assert MotoS3.binary() is not None, "moto_server missing: moto[server] is a test dependency (pyproject.toml)"
     with MotoS3(tmp_path_factory.mktemp("moto")) as server:
         request = urllib.request.Request(f"{server.url}/{BUCKET}", method="PUT")
         with urllib.request.urlopen(request, timeout=10) as answer:
