@@ -8,7 +8,7 @@ The body is ``{attributes?: [...], events?: [...], purchases?: [...]}``, ``Autho
   is not a list, more than 75 objects in one of the three arrays (``combined_limit=True``: the
   newer accounts' 75 objects in all three together);
 - each object needs exactly one identifier (``external_id``, ``user_alias`` {alias_name,
-  alias_label}, ``braze_id``, ``email``); an event a ``name`` and a ``time``; a purchase a
+  alias_label}, ``braze_id``; else ``email``, which is otherwise an attribute); an event a ``name`` and a ``time``; a purchase a
   ``product_id``, a three-letter ``currency``, a numeric ``price`` and a ``time``. An object that
   fails is a non-fatal error: only it is dropped, and the answer (201) is
   ``{"message": "success", "attributes_processed"..., "errors": [{"type", "input_array", "index"}]}``;
@@ -90,7 +90,7 @@ class BrazeDouble(VendorDouble):
                 self.accepted.append((array, item))
                 if array == "attributes":
                     profile = self.profiles.setdefault(_identity(item), {})
-                    profile.update({k: v for k, v in item.items() if k not in IDENTIFIERS})
+                    profile.update({k: v for k, v in item.items() if k != identifier_key(item)})
         answer: dict[str, Any] = {"message": "success"}
         answer.update({f"{array}_processed": processed[array] for array in ARRAYS if counts[array]})
         if errors:
@@ -98,12 +98,20 @@ class BrazeDouble(VendorDouble):
         return Answer(201, answer)
 
 
+def identifier_key(item: dict[str, Any]) -> str:
+    """Which key identifies the object's user."""
+    for key in IDENTIFIERS:
+        if item.get(key) not in (None, ""):
+            return key
+    return ""
+
+
 def _identity(item: dict[str, Any]) -> str:
     if "user_alias" in item:
         alias = item["user_alias"]
         return f"{alias['alias_label']}:{alias['alias_name']}"
     for key in IDENTIFIERS:
-        if key in item:
+        if item.get(key) not in (None, ""):
             return str(item[key])
     return ""
 
@@ -111,7 +119,10 @@ def _identity(item: dict[str, Any]) -> str:
 def _problem(array: str, item: Any) -> str:
     if not isinstance(item, dict):
         return f"{array[:-1]} object is not an object"
-    present = [key for key in IDENTIFIERS if item.get(key) not in (None, "")]
+    # email is an attribute too: it identifies the user only when no other identifier is given.
+    present = [key for key in IDENTIFIERS[:3] if item.get(key) not in (None, "")]
+    if not present and item.get("email") not in (None, ""):
+        present = ["email"]
     if len(present) != 1:
         return ("Object must contain exactly one of external_id, user_alias, braze_id or email"
                 f" (found {present or 'none'})")

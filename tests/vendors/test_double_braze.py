@@ -86,7 +86,12 @@ async def test_an_alias_identifies_a_profile():
         alias = {"alias_name": "anon-1", "alias_label": "anonymous_id"}
         status, _, _ = await post(double, {"attributes": [{"user_alias": alias, "plan": "pro"}]})
         bad, answer, _ = await post(double, {"attributes": [{"user_alias": {"alias_name": "x"}}]})
-    assert status == 201 and double.profiles == {"anonymous_id:anon-1": {"plan": "pro"}}
+        by_email, _, _ = await post(double, {"attributes": [{"email": "a@example.com", "plan": "free"}]})
+        both, _, _ = await post(double, {"attributes": [{"external_id": "u9", "email": "b@example.com"}]})
+    assert status == 201 and double.profiles["anonymous_id:anon-1"] == {"plan": "pro"}
+    assert (by_email, both) == (201, 201) and not double.requests[-1].answer.get("errors")
+    assert double.profiles["a@example.com"] == {"plan": "free"}
+    assert double.profiles["u9"] == {"email": "b@example.com"}
     assert bad == 201 and "alias_label" in answer["errors"][0]["type"]
 
 
