@@ -103,3 +103,18 @@ async def test_region_picks_the_host_and_headers_carry_basic_auth(tmp_path):
         dest = build({"type": "customerio", "site_id": SITE_ID, "api_key": API_KEY, "region": region}, None, tmp_path)
         assert isinstance(dest, CustomerIO) and dest.base_url == host
         assert dest.base_headers["Authorization"] == "Basic " + base64.b64encode(f"{SITE_ID}:{API_KEY}".encode()).decode()
+
+
+async def test_the_example_config_group_mapping_takes_the_object_type_from_traits(double, http, tmp_path):
+    import yaml
+    from pathlib import Path
+
+    example = yaml.safe_load((Path(__file__).parents[3] / "config.example.yaml").read_text())["destinations"]["lifecycle_messaging"]
+    (mapping,) = example["mappings"]
+    groups = [{"type": "group", "groupId": "acct-1", "userId": "u1", "messageId": "m1", "timestamp": TS,
+               "traits": {"name": "Acme", "object_type_id": "2"}},
+              {"type": "group", "groupId": "acct-2", "userId": "u1", "messageId": "m2", "timestamp": TS,
+               "traits": {"name": "Initech"}}]
+    outcome = await destination(double, http, tmp_path, mappings=[mapping]).send(envelopes(groups))
+    assert outcome.kind == "ok"
+    assert set(double.objects) == {("2", "acct-1"), ("1", "acct-2")}
