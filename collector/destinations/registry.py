@@ -25,6 +25,8 @@ _REGISTRY: dict[str, str] = {
     "posthog": "collector.destinations.posthog.PostHog",
     "amplitude": "collector.destinations.amplitude.Amplitude",
     "facebook_conversions": "collector.destinations.facebook_conversions.FacebookConversions",
+    "customerio": "collector.destinations.customerio.CustomerIO",
+    "braze": "collector.destinations.braze.Braze",
 }
 
 
