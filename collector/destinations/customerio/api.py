@@ -21,6 +21,8 @@ import aiohttp
 import msgspec
 
 from collector.destinations.actions.context import ActionContext, DestinationPaused
+from collector.destinations.actions.packing import Encoded
+from collector.destinations.actions.packing import pack as pack_items
 from collector.destinations.actions.subscriptions import ActionItem
 from collector.destinations.base import DELIVERED, Outcome, reject, retry
 
@@ -59,25 +61,9 @@ def identifiers(payload: dict, anonymous: bool) -> dict | None:
     return None
 
 
-Encoded = list[tuple[int, bytes]]  # (index of the item, the entity as JSON)
-
-
 def pack(encoded: Encoded, limit: int = REQUEST_MAX_BYTES) -> list[Encoded]:
     """The entities cut into request bodies ``{"batch":[...]}`` of at most ``limit`` bytes, in order."""
-    overhead = len(_PREFIX) + len(_SUFFIX)
-    requests: list[Encoded] = []
-    current: Encoded = []
-    size = overhead
-    for piece in encoded:
-        extra = len(piece[1]) + (1 if current else 0)
-        if current and size + extra > limit:
-            requests.append(current)
-            current, size, extra = [], overhead, len(piece[1])
-        current.append(piece)
-        size += extra
-    if current:
-        requests.append(current)
-    return requests
+    return pack_items(encoded, len(_PREFIX) + len(_SUFFIX), limit)
 
 
 def read_multistatus(body: object, count: int) -> list[Outcome]:

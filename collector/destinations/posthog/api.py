@@ -28,6 +28,7 @@ import aiohttp
 import msgspec
 
 from collector.destinations.actions.context import ActionContext, DestinationPaused
+from collector.destinations.actions.packing import Encoded, pack
 from collector.destinations.actions.subscriptions import ActionItem
 from collector.destinations.base import DELIVERED, Outcome, reject, retry
 
@@ -115,27 +116,6 @@ def size_problem(event: dict, encoded: bytes) -> str:
 def request_prefix(api_key: str, historical_migration: bool) -> bytes:
     return (b'{"api_key":' + _encode(api_key) + b',"historical_migration":'
             + (b"true" if historical_migration else b"false") + b',"batch":[')
-
-
-Encoded = list[tuple[int, bytes]]  # (index of the item, the event as JSON)
-
-
-def pack(encoded: Encoded, overhead: int, limit: int = REQUEST_MAX_BYTES) -> list[Encoded]:
-    """The events cut into requests whose body (``overhead`` plus the events and their commas)
-    stays within ``limit``, in order. Each event must fit alone (size_problem sees to that)."""
-    requests: list[Encoded] = []
-    current: Encoded = []
-    size = overhead
-    for piece in encoded:
-        extra = len(piece[1]) + (1 if current else 0)
-        if current and size + extra > limit:
-            requests.append(current)
-            current, size, extra = [], overhead, len(piece[1])
-        current.append(piece)
-        size += extra
-    if current:
-        requests.append(current)
-    return requests
 
 
 _SPLIT_STATUSES = (400, 413)  # the request's content: some of its events may be fine
