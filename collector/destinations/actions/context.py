@@ -97,6 +97,15 @@ class ActionContext:
             destination.note_answer(response)
             return response
 
+    def pause(self, seconds: float) -> None:
+        """Hold every request of this destination, all lanes, for ``seconds``: for a vendor that
+        says how long to wait somewhere the layer does not read (a body, a rate-limit header)."""
+        self.destination.pause.extend(seconds)
+
+    def paused_for(self) -> float:
+        """Seconds left of the destination's pause (0 when none)."""
+        return self.destination.pause.remaining()
+
     def classify(self, response: Response) -> Outcome:
         """The usual reading of an answer (classify_http), with a 429's missing Retry-After
         replaced by the destination's initial backoff and no secret in the reason."""

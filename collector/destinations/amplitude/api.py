@@ -246,7 +246,7 @@ class _Sender:
         rest = [item for item in items if item not in throttled]
         if not rest:
             return rest
-        wait = self.ctx.destination.pause.remaining()
+        wait = self.ctx.paused_for()
         if wait > MAX_WAIT_IN_ATTEMPT:
             self._settle(rest, retry(f"not sent: HTTP 429 for other users of the request, and a pause of {wait:.0f}s"))
             return []

@@ -179,7 +179,7 @@ async def _post(ctx: ActionContext, array: str, chunk: list[tuple[int, dict]], a
         if response.status == 429:
             wait = rate_limit_wait(response, time.time())
             if wait is not None:
-                ctx.destination.pause.extend(wait)
+                ctx.pause(wait)
                 outcome = retry(outcome.reason, wait)
     for index, _ in chunk:
         answers[index] = _worst(answers[index], outcome)

@@ -147,7 +147,7 @@ def classify(ctx: ActionContext, response: Response, error: GraphError | None) -
                        credentials_refused=True)
     if code in RATE_LIMIT_CODES or status == 429:
         wait = _rate_limit_wait(ctx, response)
-        ctx.destination.pause.extend(wait)  # throttled: the other lanes wait too
+        ctx.pause(wait)  # throttled: the other lanes wait too
         return retry(f"rate limited ({reason})", wait)
     if code in TRANSIENT_CODES or error.is_transient or status >= 500:
         return retry(reason, ctx.classify(response).retry_after)

@@ -197,7 +197,7 @@ def request_outcomes(ctx: ActionContext, response: Response, count: int, list_na
         delays = [d for d in (parse_retry_after(response.headers.get("Retry-After")), _retry_info_delay(details),
                               *(e.retry_delay for e in errors)) if d is not None]
         after = max(delays) if delays else float(ctx.settings.retry.initial_backoff)
-        ctx.destination.pause.extend(after)  # the layer reads only Retry-After; Google says it in the body
+        ctx.pause(after)  # Google says how long in the body, not in a Retry-After
         return [retry(reason, after)] * count
     if codes & TOKEN_REFUSED or (status == 401 and not errors):
         # Refused access token (Google answers 400 for some): one new token, one more try.

@@ -329,7 +329,9 @@ async def test_the_quota_delay_in_a_googleadsfailure_is_honoured(google, http):
     class Ctx:
         settings = destination.config
 
-    Ctx.destination = destination
+        def pause(self, seconds: float) -> None:  # as ActionContext.pause does
+            destination.pause.extend(seconds)
+
     failure = {"@type": V, "errors": [{"errorCode": {"quotaError": "RESOURCE_TEMPORARILY_EXHAUSTED"},
                                        "message": "Slow down.",
                                        "details": {"quotaErrorDetails": {"retryDelay": "12.5s"}}}]}
